@@ -1,0 +1,52 @@
+"""Numeric defaults and tuning constants: the one home for every such number.
+
+Anything that changes results (chunk sizes fix the summation order) or speed
+(JIT flags, the serial/parallel crossover) is defined here and imported
+everywhere else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Options shared by every ``@njit`` kernel. ``fastmath`` stays off: the float64
+#: kernels must match :mod:`fastnet.reference` to ``REFERENCE_RTOL`` and give the
+#: same bits whatever the thread count. ``nogil`` lets two networks train from
+#: two Python threads at once.
+JIT_OPTIONS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
+
+#: Samples per gradient chunk. A mini-batch is split into fixed chunks of this
+#: many samples; each chunk sums its own gradient and the chunk sums are added in
+#: chunk order. The split does not depend on the thread count, so neither do the
+#: results, and the serial and parallel paths give identical bits.
+GRAD_CHUNK = 16
+
+#: Number of fixed chunks an evaluation pass (accuracy, cost) is split into;
+#: partial sums are combined in chunk order, independent of the thread count.
+EVAL_CHUNKS = 64
+
+#: Multiply-adds per mini-batch (mini_batch * n_weights) above which the
+#: parallel epoch kernel is used. Below it thread launches cost more than they
+#: save (see README "Performance" for the measurement).
+PARALLEL_MIN_WORK = 1_000_000
+
+#: Relative tolerance for the float64 kernel-vs-reference comparisons.
+REFERENCE_RTOL = 1e-9
+
+#: Data types a network may hold its parameters in.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+DEFAULT_DTYPE = np.dtype(np.float64)
+
+#: The book's run (network2 with the chapter's hyper-parameters): the defaults
+#: of ``python -m fastnet train``.
+BOOK = {
+    "sizes": (784, 30, 10),
+    "epochs": 30,
+    "mini_batch": 10,
+    "eta": 0.1,
+    "lmbda": 5.0,
+    "cost": "cross_entropy",
+    "activation": "sigmoid",
+    "init": "default",
+    "seed": 12345,
+}
