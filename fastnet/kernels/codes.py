@@ -1,0 +1,43 @@
+"""Integer codes shared by the kernels and the Python API: the one home of the
+activation and cost names.
+
+Kernels branch on these small integers (Numba folds module-level ints into
+constants), while the Python API and the reference look the names up here.
+"""
+
+from __future__ import annotations
+
+# Activation functions. SOFTMAX is an output activation only.
+SIGMOID = 0
+TANH = 1
+RELU = 2
+SOFTMAX = 3
+
+# Costs.
+CROSS_ENTROPY = 0
+QUADRATIC = 1
+LOG_LIKELIHOOD = 2
+
+#: Hidden-layer activations a user may choose, name -> code.
+HIDDEN_ACTIVATIONS = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
+
+#: Costs a user may choose, name -> code.
+COSTS = {"cross_entropy": CROSS_ENTROPY, "quadratic": QUADRATIC, "log_likelihood": LOG_LIKELIHOOD}
+
+#: The output activation each cost is paired with, as in the book: sigmoid
+#: outputs for cross-entropy and quadratic cost, softmax for log-likelihood.
+COST_OUTPUT = {"cross_entropy": "sigmoid", "quadratic": "sigmoid", "log_likelihood": "softmax"}
+
+#: Every activation code by name (hidden ones plus softmax).
+ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": SOFTMAX}
+
+# Columns of the layer table built by fastnet.layout.Layout.table: one row per
+# layer l (weights w[l] shaped (n_out, n_in), stored row-major in `params`).
+N_IN = 0  # inputs to the layer
+N_OUT = 1  # neurons in the layer
+W_OFF = 2  # offset of w[l] in params
+B_OFF = 3  # offset of b[l] in params
+A_IN = 4  # offset of the layer's input activations in an activation row
+A_OUT = 5  # offset of the layer's output activations in an activation row
+Z_OFF = 6  # offset of the layer's z (and delta) in a z row
+N_COLUMNS = 7
