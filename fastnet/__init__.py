@@ -1,3 +1,26 @@
-"""fastnet: a fast, trustworthy CPU trainer for fully-connected networks."""
+"""fastnet: a fast, trustworthy CPU trainer for fully-connected networks.
+
+The network of Nielsen's *Neural Networks and Deep Learning*, chapter 3
+(sigmoid neurons, cross-entropy cost, L2-regularized mini-batch SGD, weights
+initialized N(0, 1/n_in)), with the epoch loop compiled by Numba and a plain
+NumPy reference (:mod:`fastnet.reference`) that every kernel is tested against.
+"""
 
 __version__ = "0.1.0"
+
+from fastnet.history import History
+from fastnet.init import INITIALIZERS, calculate_gain, register_initializer
+from fastnet.network import DivergenceError, Network, SymmetryWarning, load
+from fastnet.threads import set_num_threads
+
+__all__ = [
+    "INITIALIZERS",
+    "DivergenceError",
+    "History",
+    "Network",
+    "SymmetryWarning",
+    "calculate_gain",
+    "load",
+    "register_initializer",
+    "set_num_threads",
+]

@@ -1,0 +1,470 @@
+"""The public network: validates input, owns the buffers, calls the kernels."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from datetime import UTC, datetime
+
+import numba
+import numpy as np
+
+from fastnet import io
+from fastnet._config import DEFAULT_DTYPE, PARALLEL_MIN_WORK
+from fastnet._validation import check_choice, check_data, check_dtype, check_number
+from fastnet.history import History, MetricsWriter, versions
+from fastnet.init import get_initializer, initialize_layer_
+from fastnet.kernels import codes, mlp
+from fastnet.layout import Layout
+from fastnet.threads import resolve_threads, threading_layer
+from fastnet.workspace import EvalWorkspace, TrainWorkspace
+
+#: Mini-batches per kernel call when a progress bar is shown (otherwise an
+#: epoch is one call). Results do not depend on it.
+_PROGRESS_STEPS = 50
+
+
+class SymmetryWarning(UserWarning):
+    """Training from weights that are identical within a layer: gradient
+    descent never makes them differ, so each layer acts like one neuron."""
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or infinite parameters or cost.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (1-based) at whose end the problem was found.
+    history : History
+        The records of the epochs before it.
+    """
+
+    def __init__(self, message, epoch, history):
+        super().__init__(message)
+        self.epoch = epoch
+        self.history = history
+
+
+class Network:
+    """A fully-connected feed-forward network trained by L2-regularized SGD.
+
+    All weights and biases live in one contiguous buffer, ``params``; the
+    per-layer ``weights[l]`` (shaped ``(n_out, n_in)`` as in the book) and
+    ``biases[l]`` (shaped ``(n_out,)``) are views into it.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Neurons per layer, input first, e.g. ``[784, 30, 10]``.
+    cost : {"cross_entropy", "quadratic", "log_likelihood"}
+        Cross-entropy and quadratic use sigmoid outputs, log-likelihood a
+        softmax output layer.
+    activation : {"sigmoid", "tanh", "relu"}
+        Hidden-layer activation.
+    dtype : {"float64", "float32"}
+        Parameter and arithmetic precision.
+    init : str
+        Weight initializer name (see :data:`fastnet.init.INITIALIZERS`);
+        ``"default"`` is the book's N(0, 1/n_in).
+    bias_init : str, optional
+        Bias initializer; by default the one that goes with `init`.
+    seed : int, optional
+        Seeds the network's generator, used for initialization and for
+        shuffling: the same seed gives bit-identical results.
+    n_threads : int, optional
+        Threads for parallel kernels; default all (see :mod:`fastnet.threads`).
+    **init_options
+        Passed to the initializers (e.g. ``eps=0.1`` for ``small``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = Network([4, 3, 2], seed=0)
+    >>> X, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 2
+    >>> history = net.train((X, y), epochs=2, mini_batch_size=5, eta=0.5,
+    ...                     evaluation_data=(X, y), monitor_evaluation_accuracy=True)
+    >>> len(history.evaluation_accuracy)
+    2
+    """
+
+    def __init__(
+        self,
+        sizes,
+        *,
+        cost="cross_entropy",
+        activation="sigmoid",
+        dtype=DEFAULT_DTYPE,
+        init="default",
+        bias_init=None,
+        seed=None,
+        n_threads=None,
+        **init_options,
+    ):
+        self.layout = Layout(sizes)
+        self.cost = check_choice(cost, codes.COSTS, "cost", "cost")
+        self.activation = check_choice(
+            activation, codes.HIDDEN_ACTIVATIONS, "activation", "activation"
+        )
+        self.dtype = check_dtype(dtype)
+        self.n_threads = None if n_threads is None else resolve_threads(n_threads)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.params = np.zeros(self.layout.n_params, self.dtype)
+        self.weights = self.layout.weight_views(self.params)
+        self.biases = self.layout.bias_views(self.params)
+        self._train_ws: TrainWorkspace | None = None
+        self._eval_ws = EvalWorkspace(self.layout, self.dtype)
+        self.initialize(init, bias_init, **init_options)
+
+    # -- structure ---------------------------------------------------------
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.layout.sizes
+
+    @property
+    def _codes(self):
+        return (
+            codes.HIDDEN_ACTIVATIONS[self.activation],
+            codes.ACTIVATIONS[codes.COST_OUTPUT[self.cost]],
+            codes.COSTS[self.cost],
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Network({list(self.sizes)}, cost={self.cost!r}, activation={self.activation!r}, "
+            f"dtype={self.dtype.name!r})"
+        )
+
+    def config(self) -> dict:
+        """The network's configuration as plain JSON-able values."""
+        return {
+            "sizes": list(self.sizes),
+            "cost": self.cost,
+            "activation": self.activation,
+            "dtype": self.dtype.name,
+            "init": self.init,
+            "bias_init": self.bias_init,
+        }
+
+    # -- initialization ----------------------------------------------------
+    def initialize(self, weights="default", biases=None, *, seed=None, **options):
+        """Refill every weight and bias in place (same buffer, same views).
+
+        Parameters
+        ----------
+        weights : str
+            Initializer for the weights (e.g. ``"large"``, ``"default"``).
+        biases : str, optional
+            Initializer for the biases; default: the one `weights` names.
+        seed : int, optional
+            Reseed the network's generator first; otherwise draws continue
+            from its current state.
+        **options
+            Initializer options (``eps``, ``gain``, ``value``...).
+
+        Returns
+        -------
+        self
+        """
+        w_init = get_initializer(weights, "init")
+        b_init = get_initializer(biases if biases is not None else w_init.bias, "bias_init")
+        if seed is not None:
+            self.seed = seed
+            self.rng = np.random.default_rng(seed)
+        for w, b in zip(self.weights, self.biases, strict=True):
+            initialize_layer_(w, b, self.rng, w_init, b_init, **options)
+        self.init = w_init.name
+        self.bias_init = b_init.name
+        self._symmetric = w_init.symmetric
+        return self
+
+    # -- evaluation --------------------------------------------------------
+    def _data(self, data, argname):
+        return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype)
+
+    def _threads(self):
+        n = resolve_threads(self.n_threads)
+        numba.set_num_threads(n)
+        return n
+
+    def _evaluate(self, X, y):
+        ws = self._eval_ws
+        self._threads()
+        return mlp.evaluate(
+            self.params,
+            self.layout.table,
+            *self._codes,
+            X,
+            y,
+            ws.zs,
+            ws.acts,
+            ws.cost_parts,
+            ws.correct_parts,
+        )
+
+    def _l2(self, lmbda, n):
+        if lmbda == 0:
+            return 0.0
+        return 0.5 * (lmbda / n) * mlp.sum_of_squares(self.params[: self.layout.n_weights])
+
+    def feedforward(self, X) -> np.ndarray:
+        """Output activations for inputs `X` shaped (n, sizes[0]).
+
+        Returns
+        -------
+        ndarray, shape (n, sizes[-1]), dtype of the network
+        """
+        X, _ = self._data((X, np.zeros(len(np.asarray(X)), np.int64)), "X")
+        out = np.empty((len(X), self.sizes[-1]), self.dtype)
+        self._threads()
+        ws = self._eval_ws
+        mlp.feedforward_(self.params, self.layout.table, *self._codes[:2], X, out, ws.zs, ws.acts)
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class (index of the largest output) for each row of `X`."""
+        return np.argmax(self.feedforward(X), axis=1)
+
+    def accuracy(self, data) -> float:
+        """Fraction of ``(X, y)`` classified correctly (network2 returns the count)."""
+        X, y = self._data(data, "data")
+        return self._evaluate(X, y)[1] / len(X)
+
+    def total_cost(self, data, lmbda=0.0) -> float:
+        """Mean cost over ``(X, y)`` plus ``lmbda/(2n) * sum(w**2)``, ``n = len(X)``
+        (as network2's ``total_cost``)."""
+        lmbda = check_number(lmbda, "lmbda", low=0)
+        X, y = self._data(data, "data")
+        return self._evaluate(X, y)[0] / len(X) + self._l2(lmbda, len(X))
+
+    def gradient(self, X, y) -> np.ndarray:
+        """Gradient of the summed cost over ``(X, y)`` (no L2 term), flat, in the
+        layout of ``params``. Allocates; for checks, not for training."""
+        X, y = self._data((X, y), "data")
+        m = len(X)
+        ws = TrainWorkspace(self.layout, self.dtype, m)
+        mlp.batch_gradient_(
+            self.params,
+            self.layout.table,
+            *self._codes,
+            X,
+            y,
+            np.arange(m, dtype=np.int64),
+            *ws.buffers,
+        )
+        return ws.grads[0].copy()
+
+    # -- training ----------------------------------------------------------
+    def train(
+        self,
+        training_data,
+        epochs,
+        mini_batch_size,
+        eta,
+        lmbda=0.0,
+        evaluation_data=None,
+        monitor_evaluation_cost=False,
+        monitor_evaluation_accuracy=False,
+        monitor_training_cost=False,
+        monitor_training_accuracy=False,
+        *,
+        metrics=None,
+        progress=False,
+        callback=None,
+    ) -> History:
+        """Train by mini-batch SGD with L2 regularization (network2's ``SGD``).
+
+        Each epoch shuffles the training data with the network's generator,
+        then for each mini-batch of size m (the last may be smaller) applies
+        ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w`` and
+        ``b <- b - (eta/m) sum grad_b``, n being the training-set size. The
+        whole epoch runs in compiled code.
+
+        Parameters
+        ----------
+        training_data : (X, y)
+            Inputs shaped (n, sizes[0]) and integer labels shaped (n,).
+        epochs : int
+            Number of epochs (0 is allowed: nothing happens).
+        mini_batch_size : int
+            Samples per mini-batch, >= 1 (larger than n means one batch).
+        eta : float
+            Learning rate, > 0.
+        lmbda : float
+            L2 regularization parameter, >= 0.
+        evaluation_data : (X, y), optional
+            Held-out data for the ``evaluation_*`` monitors.
+        monitor_evaluation_cost, monitor_evaluation_accuracy,
+        monitor_training_cost, monitor_training_accuracy : bool
+            What to record after each epoch (costs include the L2 term).
+        metrics : str or Path, optional
+            JSON lines file: a header, then one record per epoch, flushed as
+            each epoch ends.
+        progress : bool
+            Show a progress bar within each epoch (needs tqdm and a terminal).
+        callback : callable, optional
+            Called with each epoch's record (a dict) as the epoch ends.
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        TypeError, ValueError
+            On invalid arguments, before anything runs.
+        DivergenceError
+            If parameters or a monitored cost become NaN or infinite; the
+            network keeps the last finite parameters.
+
+        Warns
+        -----
+        SymmetryWarning
+            If the weights were initialized identically (``zeros``,
+            ``constant``).
+        """
+        epochs = check_number(epochs, "epochs", low=0, integer=True)
+        mini_batch_size = check_number(mini_batch_size, "mini_batch_size", low=1, integer=True)
+        eta = check_number(eta, "eta", low=0, low_open=True)
+        lmbda = check_number(lmbda, "lmbda", low=0)
+        X, y = self._data(training_data, "training_data")
+        monitors_eval = monitor_evaluation_cost or monitor_evaluation_accuracy
+        if monitors_eval:
+            if evaluation_data is None:
+                raise ValueError(
+                    "evaluation_data is required when monitor_evaluation_cost or "
+                    "monitor_evaluation_accuracy is set"
+                )
+        if evaluation_data is not None:
+            Xe, ye = self._data(evaluation_data, "evaluation_data")
+        if self._symmetric and len(self.sizes) > 2:
+            warnings.warn(
+                f"weights initialized with {self.init!r} are identical within each layer; "
+                "gradient descent never breaks the symmetry, so every hidden layer acts "
+                "as a single neuron. Use a random initializer such as 'default'.",
+                SymmetryWarning,
+                stacklevel=2,
+            )
+
+        n = len(X)
+        m = min(mini_batch_size, n)
+        n_batches = math.ceil(n / m)
+        n_threads = self._threads()
+        parallel = n_threads > 1 and m * self.layout.n_weights >= PARALLEL_MIN_WORK
+        kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
+        if self._train_ws is None or self._train_ws.key != (self.sizes, self.dtype, m):
+            self._train_ws = TrainWorkspace(self.layout, self.dtype, m)
+        ws = self._train_ws
+        last_good = self.params.copy()
+
+        header = {
+            "config": {
+                **self.config(),
+                "epochs": epochs,
+                "mini_batch_size": mini_batch_size,
+                "eta": eta,
+                "lmbda": lmbda,
+                "n_training": n,
+                "n_evaluation": None if evaluation_data is None else len(Xe),
+            },
+            "seed": self.seed,
+            "versions": versions(),
+            "threading_layer": threading_layer(),
+            "n_threads": n_threads,
+            "kernel": "parallel" if parallel else "serial",
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        history = History(header)
+        writer = MetricsWriter(metrics, header) if metrics is not None else None
+        bar = _progress_bar(progress, n_batches)
+        step = max(1, n_batches // _PROGRESS_STEPS) if bar is not None else n_batches
+        try:
+            for epoch in range(1, epochs + 1):
+                order = self.rng.permutation(n)
+                if bar is not None:
+                    bar.reset()
+                    bar.set_description(f"epoch {epoch}/{epochs}")
+                t0 = time.perf_counter()
+                for first in range(0, n_batches, step):
+                    last = min(first + step, n_batches)
+                    kernel(
+                        self.params,
+                        self.layout.table,
+                        *self._codes,
+                        X,
+                        y,
+                        order,
+                        m,
+                        first,
+                        last,
+                        eta,
+                        lmbda,
+                        n,
+                        *ws.buffers,
+                    )
+                    if bar is not None:
+                        bar.update(last - first)
+                record = {"epoch": epoch, "seconds": time.perf_counter() - t0}
+                if monitor_training_cost or monitor_training_accuracy:
+                    cost, correct = self._evaluate(X, y)
+                    if monitor_training_cost:
+                        record["training_cost"] = cost / n + self._l2(lmbda, n)
+                    if monitor_training_accuracy:
+                        record["training_accuracy"] = correct / n
+                if monitors_eval:
+                    cost, correct = self._evaluate(Xe, ye)
+                    if monitor_evaluation_cost:
+                        record["evaluation_cost"] = cost / len(Xe) + self._l2(lmbda, len(Xe))
+                    if monitor_evaluation_accuracy:
+                        record["evaluation_accuracy"] = correct / len(Xe)
+                costs = [v for k, v in record.items() if k.endswith("_cost")]
+                if not np.isfinite(self.params).all() or not np.isfinite(costs).all():
+                    self.params[...] = last_good
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: parameters or cost became NaN or "
+                        f"infinite with eta={eta}; the network keeps the parameters from the "
+                        f"end of epoch {epoch - 1}. Try a smaller eta (e.g. {eta / 10:g}).",
+                        epoch,
+                        history,
+                    )
+                last_good[...] = self.params
+                history.append(record)
+                if writer is not None:
+                    writer.write(record)
+                if callback is not None:
+                    callback(record)
+        finally:
+            if writer is not None:
+                writer.close()
+            if bar is not None:
+                bar.close()
+        return history
+
+    def SGD(self, training_data, epochs, mini_batch_size, eta, lmbda=0.0, **kwargs):  # noqa: N802
+        """network2's name for :meth:`train`."""
+        return self.train(training_data, epochs, mini_batch_size, eta, lmbda, **kwargs)
+
+    # -- persistence -------------------------------------------------------
+    def save(self, path):
+        """Save to ``.npz`` (atomic write, no pickle). See :func:`fastnet.io.save`."""
+        return io.save(self, path)
+
+
+def _progress_bar(progress, total):
+    """A tqdm bar when asked for, tqdm is installed and stderr is a terminal."""
+    if not progress or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="batch", leave=False)
+
+
+def load(path, *, n_threads=None) -> Network:
+    """Load a network from ``.npz`` (fastnet) or JSON (network2). See
+    :func:`fastnet.io.load`."""
+    return io.load(path, n_threads=n_threads)

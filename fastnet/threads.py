@@ -1,0 +1,71 @@
+"""Thread control: how many threads fastnet's parallel kernels use.
+
+The default is every thread Numba was started with, which is all cores unless
+``NUMBA_NUM_THREADS`` says otherwise (set it to 1 in each worker of a process
+pool to avoid oversubscription).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+_default: int | None = None
+
+
+def max_threads() -> int:
+    """Threads Numba was started with (``NUMBA_NUM_THREADS``, else all cores)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the thread count used by networks whose ``n_threads`` is None.
+
+    Parameters
+    ----------
+    n : int or None
+        1 to :func:`max_threads`; None restores the default (all of them).
+
+    Raises
+    ------
+    ValueError
+        If `n` is out of range.
+    """
+    global _default
+    _default = None if n is None else check_threads(n)
+
+
+def check_threads(n) -> int:
+    """Validate a thread count; raises ValueError naming the argument."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise TypeError(f"n_threads must be an integer, got {n!r}")
+    if not 1 <= n <= max_threads():
+        raise ValueError(
+            f"n_threads must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), got {n}"
+        )
+    return int(n)
+
+
+def resolve_threads(n: int | None) -> int:
+    """The thread count to use: `n`, else the value of :func:`set_num_threads`,
+    else :func:`max_threads`."""
+    if n is not None:
+        return check_threads(n)
+    return _default if _default is not None else max_threads()
+
+
+@njit(parallel=True, cache=True)
+def _touch(out):
+    for i in prange(out.shape[0]):
+        out[i] = i
+
+
+def threading_layer() -> str:
+    """Name of the Numba threading layer in use (``omp``, ``tbb`` or
+    ``workqueue``); starts it if no parallel kernel has run yet."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        _touch(np.zeros(2))
+        return numba.threading_layer()
