@@ -8,6 +8,29 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    # Full-MNIST runs take minutes as interpreted Python (coverage env).
+    skip_jit = pytest.mark.skip(reason="needs compiled kernels (NUMBA_DISABLE_JIT is set)")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "needs_jit" in item.keywords and JIT_DISABLED:
+            item.add_marker(skip_jit)
+
+
+def _missing(reason):
+    # In CI the data must be there: a skip would hide a broken setup.
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +43,11 @@ def mnist_dir() -> Path:
         if not path.is_absolute():
             path = REPO / path
         if not path.exists():
-            pytest.skip(f"FASTNET_DATA={env} does not exist ({path})")
+            _missing(f"FASTNET_DATA={env} does not exist ({path})")
         return path.resolve()
     path = REPO.parent / "shared" / "data"
     if not path.is_dir():
-        pytest.skip(f"no MNIST data: FASTNET_DATA is unset and {path} does not exist")
+        _missing(f"no MNIST data: FASTNET_DATA is unset and {path} does not exist")
     return path
 
 

@@ -1,0 +1,317 @@
+"""fastnet.kernels against fastnet.reference, and the kernels' own promises:
+identical bits for serial/parallel drivers and any thread count, no
+allocation per mini-batch, the exact decay factor."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from numba.core.runtime import _nrt_python, rtsys
+
+from fastnet import reference
+from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK, MAX_GRAD_CHUNKS, REFERENCE_RTOL
+from fastnet.kernels import activations, codes, mlp
+from fastnet.layout import Layout
+from fastnet.threads import max_threads
+from fastnet.workspace import EvalWorkspace, TrainWorkspace
+from tests.conftest import JIT_DISABLED
+
+PAIRS = [(c, a) for c in codes.COSTS for a in codes.HIDDEN_ACTIVATIONS]
+DTYPES = [np.float64, np.float32]
+DRIVERS = {"serial": mlp.sgd_serial_, "parallel": mlp.sgd_parallel_}
+THREADS = sorted({1, max_threads()})
+
+
+def kernel_codes(cost, activation):
+    return (
+        codes.HIDDEN_ACTIVATIONS[activation],
+        codes.ACTIVATIONS[codes.COST_OUTPUT[cost]],
+        codes.COSTS[cost],
+    )
+
+
+def problem(sizes, n, dtype=np.float64, seed=0):
+    """Random parameters (scaled as the default init), inputs 80% zeros like MNIST."""
+    rng = np.random.default_rng(seed)
+    lay = Layout(sizes)
+    params = np.empty(lay.n_params, dtype)
+    for w, b in zip(lay.weight_views(params), lay.bias_views(params), strict=True):
+        w[...] = rng.standard_normal(w.shape) / np.sqrt(w.shape[1])
+        b[...] = rng.standard_normal(b.shape)
+    X = rng.random((n, sizes[0])).astype(dtype)
+    X[X < 0.8] = 0
+    y = rng.integers(0, sizes[-1], n)
+    return lay, params, X, y
+
+
+def views(lay, params):
+    return [w.copy() for w in lay.weight_views(params)], [b.copy() for b in lay.bias_views(params)]
+
+
+def flat(weights, biases):
+    return np.concatenate([w.ravel() for w in weights] + [b.ravel() for b in biases])
+
+
+def run_epoch(driver, lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation):
+    m = min(mini_batch, len(order))
+    ws = TrainWorkspace(lay, params.dtype, m)
+    n_batches = -(-len(order) // m)
+    DRIVERS[driver](
+        params,
+        lay.table,
+        *kernel_codes(cost, activation),
+        X,
+        y,
+        order,
+        m,
+        0,
+        n_batches,
+        eta,
+        lmbda,
+        len(X),
+        *ws.buffers,
+    )
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("mini_batch", [1, 7, GRAD_CHUNK, 23, 50, 64])
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_epoch_matches_reference_float64(driver, mini_batch, cost, activation):
+    # n = 50: mini-batches of 7 and 23 leave a short last batch, 64 > n is one batch.
+    lay, params, X, y = problem((12, 9, 7, 4), 50)
+    order = np.random.default_rng(5).permutation(len(X))
+    w, b = views(lay, params)
+    reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0, activation=activation, cost=cost)
+    run_epoch(driver, lay, params, X, y, order, mini_batch, 0.5, 2.0, cost, activation)
+    np.testing.assert_allclose(params, flat(w, b), rtol=REFERENCE_RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("mini_batch", [1, 10, 100])
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_epoch_matches_reference_float32(mini_batch, cost, activation):
+    lay, params, X, y = problem((12, 9, 4), 200, np.float32)
+    order = np.random.default_rng(5).permutation(len(X))
+    w, b = views(lay, params)
+    reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.1, 1.0, activation=activation, cost=cost)
+    run_epoch("serial", lay, params, X, y, order, mini_batch, 0.1, 1.0, cost, activation)
+    assert params.dtype == np.float32
+    np.testing.assert_allclose(params, flat(w, b), rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mini_batch", [1, 10, 100, 700])
+def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch):
+    # 700 samples in one batch exceeds MAX_GRAD_CHUNKS * GRAD_CHUNK: chunks of 22.
+    assert 700 > MAX_GRAD_CHUNKS * GRAD_CHUNK
+    lay, start, X, y = problem((30, 16, 10), 1000, dtype)
+    order = np.random.default_rng(2).permutation(len(X))
+    results = {}
+    previous = numba.get_num_threads()
+    try:
+        for driver in DRIVERS:
+            for n_threads in THREADS:
+                numba.set_num_threads(n_threads)
+                params = start.copy()
+                run_epoch(
+                    driver,
+                    lay,
+                    params,
+                    X,
+                    y,
+                    order,
+                    mini_batch,
+                    0.3,
+                    1.0,
+                    "cross_entropy",
+                    "sigmoid",
+                )
+                results[driver, n_threads] = params.tobytes()
+    finally:
+        numba.set_num_threads(previous)
+    assert len(set(results.values())) == 1, sorted(results)
+    assert results["serial", 1] != start.tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 10, EVAL_CHUNKS + 3, 1000])
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_evaluate_and_feedforward_match_reference(n, cost, activation):
+    lay, params, X, y = problem((12, 9, 7, 4), n)
+    w, b = views(lay, params)
+    ws = EvalWorkspace(lay, params.dtype)
+    cost_sum, correct = mlp.evaluate(
+        params,
+        lay.table,
+        *kernel_codes(cost, activation),
+        X,
+        y,
+        ws.zs,
+        ws.acts,
+        ws.cost_parts,
+        ws.correct_parts,
+    )
+    assert cost_sum / n == pytest.approx(
+        reference.total_cost(w, b, X, y, 0.0, activation, cost), rel=REFERENCE_RTOL
+    )
+    assert correct == round(reference.accuracy(w, b, X, y, activation, cost) * n)
+    out = np.empty((n, lay.sizes[-1]))
+    mlp.feedforward_(params, lay.table, *kernel_codes(cost, activation)[:2], X, out, ws.zs, ws.acts)
+    _, acts = reference.feedforward(w, b, X, activation, cost)
+    np.testing.assert_allclose(out, acts[-1], rtol=REFERENCE_RTOL, atol=1e-14)
+
+
+def test_evaluate_is_independent_of_thread_count():
+    lay, params, X, y = problem((30, 16, 10), 999)
+    ws = EvalWorkspace(lay, params.dtype)
+    previous = numba.get_num_threads()
+    results = set()
+    try:
+        for n_threads in THREADS:
+            numba.set_num_threads(n_threads)
+            results.add(
+                mlp.evaluate(
+                    params,
+                    lay.table,
+                    0,
+                    0,
+                    0,
+                    X,
+                    y,
+                    ws.zs,
+                    ws.acts,
+                    ws.cost_parts,
+                    ws.correct_parts,
+                )
+            )
+    finally:
+        numba.set_num_threads(previous)
+    assert len(results) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 5, 40])
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_batch_gradient_matches_reference(dtype, m, cost, activation):
+    lay, params, X, y = problem((12, 9, 7, 4), m, dtype)
+    w, b = views(lay, params)
+    ws = TrainWorkspace(lay, dtype, m)
+    mlp.batch_gradient_(
+        params, lay.table, *kernel_codes(cost, activation), X, y, np.arange(m), *ws.buffers
+    )
+    gw, gb = reference.backprop(w, b, X, y, activation, cost)
+    rtol, atol = (REFERENCE_RTOL, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
+    np.testing.assert_allclose(ws.grads[0], flat(gw, gb), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_gradient_central_differences(cost, activation):
+    """The kernel gradient is the derivative of the kernel cost."""
+    lay, params, X, y = problem((5, 4, 3, 3), 6, seed=7)
+    hidden, output, cost_code = kernel_codes(cost, activation)
+    ws = TrainWorkspace(lay, np.float64, len(X))
+    mlp.batch_gradient_(
+        params, lay.table, hidden, output, cost_code, X, y, np.arange(len(X)), *ws.buffers
+    )
+    grad = ws.grads[0].copy()
+    ev = EvalWorkspace(lay, np.float64)
+
+    def f():
+        return mlp.evaluate(
+            params,
+            lay.table,
+            hidden,
+            output,
+            cost_code,
+            X,
+            y,
+            ev.zs,
+            ev.acts,
+            ev.cost_parts,
+            ev.correct_parts,
+        )[0]
+
+    eps = 1e-6
+    for p in range(lay.n_params):
+        old = params[p]
+        params[p] = old + eps
+        up = f()
+        params[p] = old - eps
+        down = f()
+        params[p] = old
+        assert (up - down) / (2 * eps) == pytest.approx(grad[p], rel=1e-5, abs=1e-8), p
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_gradient_step_scales_weights_by_decay_exactly(dtype):
+    lay, params, _, _ = problem((12, 9, 4), 1, dtype)
+    before = params.copy()
+    eta, lmbda, n = 0.5, 5.0, 1000
+    grads = np.zeros((3, lay.n_params), dtype)
+    decay = dtype(1.0 - eta * lmbda / n)
+    mlp.update_block_(params, grads, 3, lay.n_weights, decay, dtype(eta / 10), 0, lay.n_params)
+    assert np.array_equal(params[: lay.n_weights], decay * before[: lay.n_weights])
+    assert np.array_equal(params[lay.n_weights :], before[lay.n_weights :])
+
+
+def test_update_adds_chunk_gradients_with_step():
+    lay, params, _, _ = problem((3, 2, 2), 1)
+    before = params.copy()
+    grads = np.arange(2 * lay.n_params, dtype=float).reshape(2, -1)
+    mlp.update_block_(params, grads, 2, lay.n_weights, 0.9, 0.1, 0, lay.n_params)
+    g = grads.sum(axis=0)
+    nw = lay.n_weights
+    np.testing.assert_allclose(params[:nw], 0.9 * before[:nw] - 0.1 * g[:nw], rtol=1e-15)
+    np.testing.assert_allclose(params[nw:], before[nw:] - 0.1 * g[nw:], rtol=1e-15)
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="NRT statistics need compiled kernels")
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_epoch_allocates_nothing_per_mini_batch(driver):
+    lay, params, X, y = problem((20, 8, 4), 400)
+    order = np.arange(len(X))
+    ws = TrainWorkspace(lay, params.dtype, 10)
+    args = (params, lay.table, 0, 0, 0, X, y, order, 10)
+    tail = (0.1, 1.0, len(X), *ws.buffers)
+    DRIVERS[driver](*args, 0, 1, *tail)  # compile
+    _nrt_python.memsys_enable_stats()
+    try:
+        s0 = rtsys.get_allocation_stats()
+        DRIVERS[driver](*args, 0, 1, *tail)
+        s1 = rtsys.get_allocation_stats()
+        DRIVERS[driver](*args, 0, 40, *tail)
+        s2 = rtsys.get_allocation_stats()
+    finally:
+        _nrt_python.memsys_disable_stats()
+    # Whatever a call costs (argument wrapping), 40 mini-batches cost the same as 1.
+    assert s2.alloc - s1.alloc == s1.alloc - s0.alloc
+    assert s2.alloc - s2.free == s0.alloc - s0.free
+
+
+def test_n_chunks_depends_on_batch_size_only():
+    assert mlp.n_chunks(1) == 1
+    assert mlp.n_chunks(GRAD_CHUNK) == 1
+    assert mlp.n_chunks(GRAD_CHUNK + 1) == 2
+    assert mlp.n_chunks(10**6) == MAX_GRAD_CHUNKS
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "softmax"])
+def test_activate_matches_reference(dtype, name):
+    z = np.linspace(-30, 30, 41).astype(dtype)
+    a = np.empty_like(z)
+    activations.activate_(codes.ACTIVATIONS[name], z, a)
+    expected = reference.ACTIVATIONS[name](z[None, :])[0]
+    assert a.dtype == dtype
+    np.testing.assert_allclose(a, expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("cost", list(codes.COSTS))
+def test_sample_cost_is_finite_when_outputs_saturate(cost):
+    z = np.array([800.0, -800.0, 0.0])
+    a = np.empty(3)
+    activations.activate_(codes.ACTIVATIONS[codes.COST_OUTPUT[cost]], z, a)
+    for label in range(3):
+        c = activations.sample_cost(codes.COSTS[cost], z, a, label)
+        expected = reference.sample_costs(z[None], a[None], np.array([label]), cost)[0]
+        assert np.isfinite(c)
+        assert c == pytest.approx(expected, rel=1e-12)
