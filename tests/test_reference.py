@@ -15,7 +15,9 @@ PAIRS = [(c, a) for c in COSTS for a in HIDDEN_ACTIVATIONS]
 
 def problem(sizes=(6, 5, 4, 3), n=12, seed=0):
     rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal((o, i)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:])]
+    weights = [
+        rng.standard_normal((o, i)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
     biases = [rng.standard_normal(o) for o in sizes[1:]]
     X = rng.random((n, sizes[0]))
     y = rng.integers(0, sizes[-1], n)
@@ -57,7 +59,9 @@ def test_epoch_matches_per_example_network2(cost, activation):
 def test_total_cost_matches_network2_formula(cost, activation):
     weights, biases, X, y = problem()
     lmbda = 2.0
-    expected = sum(naive.cost_one(weights, biases, x, t, activation, cost) for x, t in zip(X, y))
+    expected = sum(
+        naive.cost_one(weights, biases, x, t, activation, cost) for x, t in zip(X, y, strict=True)
+    )
     expected = expected / len(X) + 0.5 * lmbda / len(X) * sum(np.sum(w**2) for w in weights)
     got = reference.total_cost(weights, biases, X, y, lmbda, activation, cost)
     assert got == pytest.approx(expected, rel=1e-12)
