@@ -381,6 +381,23 @@ class Network:
         writer = MetricsWriter(metrics, header) if metrics is not None else None
         bar = _progress_bar(progress, n_batches)
         step = max(1, n_batches // _PROGRESS_STEPS) if bar is not None else n_batches
+        # Zero mini-batches: compiles (or loads from the cache) before any
+        # epoch is timed, and touches nothing.
+        kernel(
+            self.params,
+            self.layout.table,
+            *self._codes,
+            X,
+            y,
+            np.arange(n),
+            m,
+            0,
+            0,
+            eta,
+            lmbda,
+            n,
+            *ws.buffers,
+        )
         try:
             for epoch in range(1, epochs + 1):
                 order = self.rng.permutation(n)
