@@ -11,22 +11,16 @@ import numpy as np
 
 #: Options shared by every ``@njit`` kernel. ``fastmath`` stays off: the float64
 #: kernels must match :mod:`fastnet.reference` to ``REFERENCE_RTOL`` and give the
-#: same bits whatever the thread count. ``nogil`` lets two networks train from
+#: same bits whatever the thread count; the input-major layout (see
+#: fastnet.layout) vectorizes without reassociating any sum. ``nogil`` lets two networks train from
 #: two Python threads at once.
 JIT_OPTIONS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
-
-#: Options for the dot-product kernel only. Without reassociation LLVM cannot
-#: vectorize a sum, and the forward pass runs at ~2 GFLOP/s instead of ~15-30
-#: (measured on [784, 30, 10], see README "Performance"). The dot is one small
-#: function, so every kernel that inlines it sums in the same order: the tests
-#: still check float64 against the reference to REFERENCE_RTOL and the serial
-#: and parallel paths for bitwise equality.
-DOT_OPTIONS = {**JIT_OPTIONS, "fastmath": {"reassoc", "contract"}}
 
 #: Samples per gradient chunk. A mini-batch is split into fixed chunks of this
 #: many samples; each chunk sums its own gradient and the chunk sums are added in
 #: chunk order. The split does not depend on the thread count, so neither do the
-#: results, and the serial and parallel paths give identical bits.
+#: results, and the serial and parallel paths give identical bits. A mini-batch
+#: that fits in one chunk takes the fused step (no gradient buffer).
 GRAD_CHUNK = 16
 
 #: Upper bound on the chunks of one mini-batch (bounds the per-chunk gradient

@@ -1,13 +1,18 @@
 """Where every weight and bias lives: the one home of the buffer layout.
 
 A network's parameters are ONE contiguous 1-D array ``params``. All weight
-matrices come first, layer after layer, each stored row-major with the book's
-shape ``(n_out, n_in)``; all bias vectors follow. Keeping the weights together
-lets the L2 decay run as one loop over ``params[:n_weights]``.
+matrices come first, layer after layer; all bias vectors follow. Keeping the
+weights together lets the L2 decay run as one loop over ``params[:n_weights]``.
 
-Per-sample work rows follow the same idea: an activation row holds every layer's
-activations (the input first), a z row holds every non-input layer's weighted
-inputs (deltas use the same offsets).
+Each weight matrix is stored input-major: ``w[l].T``, shaped ``(n_in, n_out)``,
+row-major. Row ``k`` holds every weight leaving input ``k``, so the forward pass
+adds ``a[k] * row`` for each non-zero input (81% of MNIST pixels are zero and are
+skipped) and the per-output sums run in input order without reassociation. The
+public ``weights[l]`` is the transposed view, shaped ``(n_out, n_in)`` as in the
+book.
+
+Per-sample work rows (z, activations, deltas) hold every non-input layer side
+by side, at the offsets in the ``Z_OFF`` column.
 """
 
 from __future__ import annotations
@@ -66,10 +71,8 @@ class Layout:
         Number of weight layers, ``len(sizes) - 1``.
     n_weights, n_biases, n_params : int
         Counts in the flat buffer; weights occupy ``params[:n_weights]``.
-    n_units : int
-        Length of an activation row, ``sum(sizes)``.
     n_z : int
-        Length of a z (or delta) row, ``sum(sizes[1:])``.
+        Length of a work row (z, activations or deltas), ``sum(sizes[1:])``.
     table : ndarray of int64, shape (n_layers, codes.N_COLUMNS)
         The per-layer offsets the kernels read (columns named in
         :mod:`fastnet.kernels.codes`).
@@ -89,18 +92,14 @@ class Layout:
         n_layers = len(self.sizes) - 1
         table = np.zeros((n_layers, codes.N_COLUMNS), dtype=np.int64)
         w_off = 0
-        a_off = 0
         z_off = 0
         for layer in range(n_layers):
             n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
             table[layer, codes.N_IN] = n_in
             table[layer, codes.N_OUT] = n_out
             table[layer, codes.W_OFF] = w_off
-            table[layer, codes.A_IN] = a_off
-            table[layer, codes.A_OUT] = a_off + n_in
             table[layer, codes.Z_OFF] = z_off
             w_off += n_in * n_out
-            a_off += n_in
             z_off += n_out
         b_off = w_off
         for layer in range(n_layers):
@@ -126,21 +125,17 @@ class Layout:
         return self.n_weights + self.n_biases
 
     @property
-    def n_units(self) -> int:
-        return sum(self.sizes)
-
-    @property
     def n_z(self) -> int:
         return sum(self.sizes[1:])
 
     def weight_views(self, params: np.ndarray) -> list[np.ndarray]:
-        """Per-layer weight matrices, shaped (n_out, n_in), as views of `params`."""
-        return [
-            params[
-                row[codes.W_OFF] : row[codes.W_OFF] + row[codes.N_IN] * row[codes.N_OUT]
-            ].reshape(row[codes.N_OUT], row[codes.N_IN])
-            for row in self.table
-        ]
+        """Per-layer weight matrices, shaped (n_out, n_in) as in the book, as
+        views of `params` (Fortran-ordered: the storage is input-major)."""
+        views = []
+        for row in self.table:
+            start, n_in, n_out = row[codes.W_OFF], row[codes.N_IN], row[codes.N_OUT]
+            views.append(params[start : start + n_in * n_out].reshape(n_in, n_out).T)
+        return views
 
     def bias_views(self, params: np.ndarray) -> list[np.ndarray]:
         """Per-layer bias vectors, shaped (n_out,), as views of `params`."""

@@ -19,7 +19,7 @@ from fastnet.init import get_initializer, initialize_layer_
 from fastnet.kernels import codes, mlp
 from fastnet.layout import Layout
 from fastnet.threads import resolve_threads, threading_layer
-from fastnet.workspace import EvalWorkspace, TrainWorkspace
+from fastnet.workspace import EvalWorkspace, TrainWorkspace, nonzero_index
 
 #: Mini-batches per kernel call when a progress bar is shown (otherwise an
 #: epoch is one call). Results do not depend on it.
@@ -190,15 +190,18 @@ class Network:
         numba.set_num_threads(n)
         return n
 
-    def _evaluate(self, X, y):
+    def _evaluate(self, X, y, index=None):
         ws = self._eval_ws
         self._threads()
+        indptr, indices = nonzero_index(X) if index is None else index
         return mlp.evaluate(
             self.params,
             self.layout.table,
             *self._codes,
             X,
             y,
+            indptr,
+            indices,
             ws.zs,
             ws.acts,
             ws.cost_parts,
@@ -221,7 +224,16 @@ class Network:
         out = np.empty((len(X), self.sizes[-1]), self.dtype)
         self._threads()
         ws = self._eval_ws
-        mlp.feedforward_(self.params, self.layout.table, *self._codes[:2], X, out, ws.zs, ws.acts)
+        mlp.feedforward_(
+            self.params,
+            self.layout.table,
+            *self._codes[:2],
+            X,
+            *nonzero_index(X),
+            out,
+            ws.zs,
+            ws.acts,
+        )
         return out
 
     def predict(self, X) -> np.ndarray:
@@ -252,6 +264,7 @@ class Network:
             *self._codes,
             X,
             y,
+            *nonzero_index(X),
             np.arange(m, dtype=np.int64),
             *ws.buffers,
         )
@@ -340,6 +353,8 @@ class Network:
                 )
         if evaluation_data is not None:
             Xe, ye = self._data(evaluation_data, "evaluation_data")
+            eval_index = nonzero_index(Xe)
+        train_index = nonzero_index(X)
         if self._symmetric and len(self.sizes) > 2:
             warnings.warn(
                 f"weights initialized with {self.init!r} are identical within each layer; "
@@ -383,21 +398,10 @@ class Network:
         step = max(1, n_batches // _PROGRESS_STEPS) if bar is not None else n_batches
         # Zero mini-batches: compiles (or loads from the cache) before any
         # epoch is timed, and touches nothing.
-        kernel(
-            self.params,
-            self.layout.table,
-            *self._codes,
-            X,
-            y,
-            np.arange(n),
-            m,
-            0,
-            0,
-            eta,
-            lmbda,
-            n,
-            *ws.buffers,
-        )
+        net_args = (self.params, self.layout.table, *self._codes)
+        data_args = (X, y, *train_index)
+        hyper = (eta, lmbda, n, *ws.buffers)
+        kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
         try:
             for epoch in range(1, epochs + 1):
                 order = self.rng.permutation(n)
@@ -407,32 +411,18 @@ class Network:
                 t0 = time.perf_counter()
                 for first in range(0, n_batches, step):
                     last = min(first + step, n_batches)
-                    kernel(
-                        self.params,
-                        self.layout.table,
-                        *self._codes,
-                        X,
-                        y,
-                        order,
-                        m,
-                        first,
-                        last,
-                        eta,
-                        lmbda,
-                        n,
-                        *ws.buffers,
-                    )
+                    kernel(*net_args, *data_args, order, m, first, last, *hyper)
                     if bar is not None:
                         bar.update(last - first)
                 record = {"epoch": epoch, "seconds": time.perf_counter() - t0}
                 if monitor_training_cost or monitor_training_accuracy:
-                    cost, correct = self._evaluate(X, y)
+                    cost, correct = self._evaluate(X, y, train_index)
                     if monitor_training_cost:
                         record["training_cost"] = cost / n + self._l2(lmbda, n)
                     if monitor_training_accuracy:
                         record["training_accuracy"] = correct / n
                 if monitors_eval:
-                    cost, correct = self._evaluate(Xe, ye)
+                    cost, correct = self._evaluate(Xe, ye, eval_index)
                     if monitor_evaluation_cost:
                         record["evaluation_cost"] = cost / len(Xe) + self._l2(lmbda, len(Xe))
                     if monitor_evaluation_accuracy:

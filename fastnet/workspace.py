@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK
-from fastnet.kernels.mlp import n_chunks
+from fastnet.kernels.mlp import count_nonzero, n_chunks, nonzero_index_
 from fastnet.layout import Layout
 
 
@@ -16,8 +16,7 @@ class TrainWorkspace:
 
     Attributes
     ----------
-    zs, deltas : ndarray, shape (n_chunks, GRAD_CHUNK, layout.n_z)
-    acts : ndarray, shape (n_chunks, GRAD_CHUNK, layout.n_units)
+    zs, acts, deltas : ndarray, shape (n_chunks, GRAD_CHUNK, layout.n_z)
     grads : ndarray, shape (n_chunks, layout.n_params)
     """
 
@@ -25,7 +24,7 @@ class TrainWorkspace:
         nc = int(n_chunks(mini_batch))
         self.key = (layout.sizes, np.dtype(dtype), mini_batch)
         self.zs = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
-        self.acts = np.zeros((nc, GRAD_CHUNK, layout.n_units), dtype)
+        self.acts = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.deltas = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.grads = np.zeros((nc, layout.n_params), dtype)
 
@@ -40,14 +39,40 @@ class EvalWorkspace:
 
     Attributes
     ----------
-    zs : ndarray, shape (EVAL_CHUNKS, layout.n_z)
-    acts : ndarray, shape (EVAL_CHUNKS, layout.n_units)
+    zs, acts : ndarray, shape (EVAL_CHUNKS, layout.n_z)
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
     """
 
     def __init__(self, layout: Layout, dtype):
         self.zs = np.zeros((EVAL_CHUNKS, layout.n_z), dtype)
-        self.acts = np.zeros((EVAL_CHUNKS, layout.n_units), dtype)
+        self.acts = np.zeros((EVAL_CHUNKS, layout.n_z), dtype)
         self.cost_parts = np.zeros(EVAL_CHUNKS, np.float64)
         self.correct_parts = np.zeros(EVAL_CHUNKS, np.int64)
+
+
+def nonzero_index(X):
+    """Compressed-row index of the non-zero entries of `X`, for the kernels.
+
+    Built once per data set and reused every epoch: the first layer then only
+    visits non-zero inputs (19% of MNIST pixels).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_in)
+
+    Returns
+    -------
+    indptr : ndarray of int64, shape (n + 1,)
+    indices : ndarray of int32, shape (nnz,)
+        Row ``i``'s non-zero columns are ``indices[indptr[i]:indptr[i+1]]``.
+
+    Examples
+    --------
+    >>> nonzero_index(np.array([[0.0, 2.0], [3.0, 4.0]]))
+    (array([0, 1, 3]), array([1, 0, 1], dtype=int32))
+    """
+    indptr = np.empty(X.shape[0] + 1, np.int64)
+    indices = np.empty(count_nonzero(X), np.int32)
+    nonzero_index_(X, indptr, indices)
+    return indptr, indices

@@ -14,7 +14,7 @@ from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK, MAX_GRAD_CHUNKS, REFERENCE_
 from fastnet.kernels import activations, codes, mlp
 from fastnet.layout import Layout
 from fastnet.threads import max_threads
-from fastnet.workspace import EvalWorkspace, TrainWorkspace
+from fastnet.workspace import EvalWorkspace, TrainWorkspace, nonzero_index
 from tests.conftest import JIT_DISABLED
 
 PAIRS = [(c, a) for c in codes.COSTS for a in codes.HIDDEN_ACTIVATIONS]
@@ -49,8 +49,13 @@ def views(lay, params):
     return [w.copy() for w in lay.weight_views(params)], [b.copy() for b in lay.bias_views(params)]
 
 
-def flat(weights, biases):
-    return np.concatenate([w.ravel() for w in weights] + [b.ravel() for b in biases])
+def flat(lay, weights, biases):
+    """Pack per-layer arrays into a flat buffer through the layout's views, so
+    the comparison does not depend on the storage order."""
+    out = np.empty(lay.n_params, weights[0].dtype)
+    for view, w in zip(lay.weight_views(out) + lay.bias_views(out), weights + biases, strict=True):
+        view[...] = w
+    return out
 
 
 def run_epoch(driver, lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation):
@@ -63,6 +68,7 @@ def run_epoch(driver, lay, params, X, y, order, mini_batch, eta, lmbda, cost, ac
         *kernel_codes(cost, activation),
         X,
         y,
+        *nonzero_index(X),
         order,
         m,
         0,
@@ -84,7 +90,7 @@ def test_epoch_matches_reference_float64(driver, mini_batch, cost, activation):
     w, b = views(lay, params)
     reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0, activation=activation, cost=cost)
     run_epoch(driver, lay, params, X, y, order, mini_batch, 0.5, 2.0, cost, activation)
-    np.testing.assert_allclose(params, flat(w, b), rtol=REFERENCE_RTOL, atol=1e-12)
+    np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
 
 
 @pytest.mark.parametrize("mini_batch", [1, 10, 100])
@@ -96,7 +102,7 @@ def test_epoch_matches_reference_float32(mini_batch, cost, activation):
     reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.1, 1.0, activation=activation, cost=cost)
     run_epoch("serial", lay, params, X, y, order, mini_batch, 0.1, 1.0, cost, activation)
     assert params.dtype == np.float32
-    np.testing.assert_allclose(params, flat(w, b), rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(params, flat(lay, w, b), rtol=2e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -145,6 +151,7 @@ def test_evaluate_and_feedforward_match_reference(n, cost, activation):
         *kernel_codes(cost, activation),
         X,
         y,
+        *nonzero_index(X),
         ws.zs,
         ws.acts,
         ws.cost_parts,
@@ -155,7 +162,16 @@ def test_evaluate_and_feedforward_match_reference(n, cost, activation):
     )
     assert correct == round(reference.accuracy(w, b, X, y, activation, cost) * n)
     out = np.empty((n, lay.sizes[-1]))
-    mlp.feedforward_(params, lay.table, *kernel_codes(cost, activation)[:2], X, out, ws.zs, ws.acts)
+    mlp.feedforward_(
+        params,
+        lay.table,
+        *kernel_codes(cost, activation)[:2],
+        X,
+        *nonzero_index(X),
+        out,
+        ws.zs,
+        ws.acts,
+    )
     _, acts = reference.feedforward(w, b, X, activation, cost)
     np.testing.assert_allclose(out, acts[-1], rtol=REFERENCE_RTOL, atol=1e-14)
 
@@ -177,6 +193,7 @@ def test_evaluate_is_independent_of_thread_count():
                     0,
                     X,
                     y,
+                    *nonzero_index(X),
                     ws.zs,
                     ws.acts,
                     ws.cost_parts,
@@ -196,11 +213,18 @@ def test_batch_gradient_matches_reference(dtype, m, cost, activation):
     w, b = views(lay, params)
     ws = TrainWorkspace(lay, dtype, m)
     mlp.batch_gradient_(
-        params, lay.table, *kernel_codes(cost, activation), X, y, np.arange(m), *ws.buffers
+        params,
+        lay.table,
+        *kernel_codes(cost, activation),
+        X,
+        y,
+        *nonzero_index(X),
+        np.arange(m),
+        *ws.buffers,
     )
     gw, gb = reference.backprop(w, b, X, y, activation, cost)
     rtol, atol = (REFERENCE_RTOL, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
-    np.testing.assert_allclose(ws.grads[0], flat(gw, gb), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(ws.grads[0], flat(lay, gw, gb), rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("cost,activation", PAIRS)
@@ -210,7 +234,16 @@ def test_gradient_central_differences(cost, activation):
     hidden, output, cost_code = kernel_codes(cost, activation)
     ws = TrainWorkspace(lay, np.float64, len(X))
     mlp.batch_gradient_(
-        params, lay.table, hidden, output, cost_code, X, y, np.arange(len(X)), *ws.buffers
+        params,
+        lay.table,
+        hidden,
+        output,
+        cost_code,
+        X,
+        y,
+        *nonzero_index(X),
+        np.arange(len(X)),
+        *ws.buffers,
     )
     grad = ws.grads[0].copy()
     ev = EvalWorkspace(lay, np.float64)
@@ -224,6 +257,7 @@ def test_gradient_central_differences(cost, activation):
             cost_code,
             X,
             y,
+            *nonzero_index(X),
             ev.zs,
             ev.acts,
             ev.cost_parts,
@@ -270,7 +304,7 @@ def test_epoch_allocates_nothing_per_mini_batch(driver):
     lay, params, X, y = problem((20, 8, 4), 400)
     order = np.arange(len(X))
     ws = TrainWorkspace(lay, params.dtype, 10)
-    args = (params, lay.table, 0, 0, 0, X, y, order, 10)
+    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), order, 10)
     tail = (0.1, 1.0, len(X), *ws.buffers)
     DRIVERS[driver](*args, 0, 1, *tail)  # compile
     _nrt_python.memsys_enable_stats()

@@ -55,7 +55,7 @@ def test_one_kernel_call_per_epoch(monkeypatch, progress):
     original = mlp.sgd_serial_
 
     def counting(*args):
-        calls.append(args[10] - args[9])  # mini-batches in this call
+        calls.append(args[12] - args[11])  # mini-batches in this call (last - first)
         return original(*args)
 
     monkeypatch.setattr(mlp, "sgd_serial_", counting)

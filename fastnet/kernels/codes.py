@@ -32,12 +32,11 @@ COST_OUTPUT = {"cross_entropy": "sigmoid", "quadratic": "sigmoid", "log_likeliho
 ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": SOFTMAX}
 
 # Columns of the layer table built by fastnet.layout.Layout.table: one row per
-# layer l (weights w[l] shaped (n_out, n_in), stored row-major in `params`).
+# layer l. Weights are stored input-major: w[l].T, shaped (n_in, n_out), row-major
+# at W_OFF, so row k holds every weight leaving input k (see fastnet.layout).
 N_IN = 0  # inputs to the layer
 N_OUT = 1  # neurons in the layer
-W_OFF = 2  # offset of w[l] in params
+W_OFF = 2  # offset of the layer's weights in params
 B_OFF = 3  # offset of b[l] in params
-A_IN = 4  # offset of the layer's input activations in an activation row
-A_OUT = 5  # offset of the layer's output activations in an activation row
-Z_OFF = 6  # offset of the layer's z (and delta) in a z row
-N_COLUMNS = 7
+Z_OFF = 4  # offset of the layer's z, activation and delta in a work row
+N_COLUMNS = 5

@@ -2,35 +2,39 @@
 
 Every kernel takes the flat parameter buffer ``params`` and the layer table of
 :class:`fastnet.layout.Layout` (columns named in :mod:`fastnet.kernels.codes`),
-plus work buffers owned by a :class:`fastnet.workspace.Workspace`. Nothing is
-allocated here.
+plus work buffers owned by a :class:`fastnet.workspace.TrainWorkspace` or
+:class:`fastnet.workspace.EvalWorkspace`. Nothing is allocated here.
+
+Inputs are read through a compressed-row index of their non-zero entries
+(``indptr``, ``indices``, built once per data set by :func:`nonzero_index_`):
+the first layer then costs in proportion to the non-zero pixels (19% of MNIST).
+
+Weights are stored input-major (row ``k`` of a layer's block holds the weights
+leaving input ``k``). Each weighted input is summed in input order, skipping
+zero inputs, which is exact, so no ``fastmath`` is needed and the order never
+depends on vectorization.
 
 Determinism: a mini-batch of ``m`` samples is split into ``n_chunks(m)`` fixed
-chunks; each chunk sums its samples' gradients in sample order into its own
-buffer, and the chunk sums are added in chunk order. The serial and parallel
-drivers run the same chunk code, so they give identical bits whatever the
-thread count.
+chunks. One chunk (``m <= GRAD_CHUNK``, the book's mini-batch of 10) takes the
+fused step: all samples forward and backward with the old weights, then the
+weights decay and each sample's contribution is subtracted in sample order.
+Several chunks each sum their gradient into their own buffer, and the chunk sums
+are added in chunk order. The path depends on ``m`` only, so the serial and
+parallel drivers and every thread count give identical bits.
 """
 
 from __future__ import annotations
 
 from numba import njit, prange
 
-from fastnet._config import (
-    DOT_OPTIONS,
-    EVAL_CHUNKS,
-    GRAD_CHUNK,
-    JIT_OPTIONS,
-    MAX_GRAD_CHUNKS,
-    UPDATE_BLOCK,
-)
+from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK, JIT_OPTIONS, MAX_GRAD_CHUNKS, UPDATE_BLOCK
 from fastnet.kernels.activations import (
     activate_,
     output_delta_,
     sample_cost,
     scale_by_derivative_,
 )
-from fastnet.kernels.codes import A_IN, A_OUT, B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
+from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
 
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
 
@@ -50,57 +54,86 @@ def n_chunks(m):
     return max(1, min((m + GRAD_CHUNK - 1) // GRAD_CHUNK, MAX_GRAD_CHUNKS))
 
 
-@njit(**DOT_OPTIONS)
-def dot(w, a):
-    """``sum(w * a)`` for two 1-D views of equal length.
-
-    The only kernel compiled with reassociation (see ``DOT_OPTIONS``), so that
-    LLVM vectorizes the sum. Pass views (``params[lo:hi]``), not offsets:
-    offset arithmetic in the loop blocks vectorization (measured 2 vs 15-30
-    GFLOP/s).
-    """
-    s = w.dtype.type(0)
-    for k in range(w.shape[0]):
-        s += w[k] * a[k]
-    return s
+@njit(**JIT_OPTIONS)
+def count_nonzero(X):
+    """Number of non-zero entries of the 2-D array `X`."""
+    nnz = 0
+    for i in range(X.shape[0]):
+        for k in range(X.shape[1]):
+            if X[i, k] != 0:
+                nnz += 1
+    return nnz
 
 
 @njit(**JIT_OPTIONS)
-def forward_sample_(params, table, hidden, output, x, z, a):
+def nonzero_index_(X, indptr, indices):
+    """Fill a compressed-row index of the non-zero entries of `X`.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_in)
+    indptr : ndarray of int64, shape (n + 1,)
+        Overwritten: row ``i``'s columns are ``indices[indptr[i]:indptr[i+1]]``.
+    indices : ndarray of int32, shape (count_nonzero(X),)
+        Overwritten with the column of each non-zero entry, rows in order,
+        columns increasing.
+    """
+    nnz = 0
+    for i in range(X.shape[0]):
+        indptr[i] = nnz
+        for k in range(X.shape[1]):
+            if X[i, k] != 0:
+                indices[nnz] = k
+                nnz += 1
+    indptr[X.shape[0]] = nnz
+
+
+@njit(**JIT_OPTIONS)
+def forward_sample_(params, table, hidden, output, x, cols, z, a):
     """Feed one sample forward, storing every layer's z and activation.
 
     Parameters
     ----------
     params : ndarray, shape (n_params,)
-        Flat weights and biases.
+        Flat weights (input-major) and biases.
     table : ndarray of int64, shape (n_layers, N_COLUMNS)
         Layer offsets from :class:`fastnet.layout.Layout`.
     hidden, output : int
         Activation codes of the hidden layers and of the output layer.
     x : ndarray, shape (sizes[0],)
         The input.
-    z : ndarray, shape (n_z,)
-        Overwritten with every non-input layer's weighted input.
-    a : ndarray, shape (n_units,)
-        Overwritten with every layer's activation, the input first.
+    cols : ndarray of int32
+        Columns of the non-zero entries of `x`, increasing.
+    z, a : ndarray, shape (n_z,)
+        Overwritten with every non-input layer's weighted input and activation.
     """
     n_layers = table.shape[0]
-    for k in range(table[0, N_IN]):
-        a[k] = x[k]
     for layer in range(n_layers):
         n_in = table[layer, N_IN]
         n_out = table[layer, N_OUT]
         w_off = table[layer, W_OFF]
         b_off = table[layer, B_OFF]
-        a_in = table[layer, A_IN]
         z_off = table[layer, Z_OFF]
-        a_prev = a[a_in : a_in + n_in]
+        zl = z[z_off : z_off + n_out]
         for j in range(n_out):
-            row = w_off + j * n_in
-            z[z_off + j] = dot(params[row : row + n_in], a_prev) + params[b_off + j]
-        code = output if layer == n_layers - 1 else hidden
-        a_out = table[layer, A_OUT]
-        activate_(code, z[z_off : z_off + n_out], a[a_out : a_out + n_out])
+            zl[j] = params[b_off + j]
+        if layer == 0:
+            for q in range(cols.shape[0]):
+                k = cols[q]
+                xk = x[k]
+                w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
+                for j in range(n_out):
+                    zl[j] += xk * w[j]
+        else:
+            p_off = table[layer - 1, Z_OFF]
+            a_prev = a[p_off : p_off + n_in]
+            for k in range(n_in):
+                ak = a_prev[k]
+                if ak != 0:
+                    w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
+                    for j in range(n_out):
+                        zl[j] += ak * w[j]
+        activate_(output if layer == n_layers - 1 else hidden, zl, a[z_off : z_off + n_out])
 
 
 @njit(**JIT_OPTIONS)
@@ -115,20 +148,18 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
         Cost code; fixes the output error.
     label : int
         The sample's class.
-    z, a : ndarray
+    z, a : ndarray, shape (n_z,)
         Rows written by :func:`forward_sample_` for this sample.
     delta : ndarray, shape (n_z,)
         Overwritten with every non-input layer's error ``dC/dz``.
     """
-    n_layers = table.shape[0]
-    last = n_layers - 1
+    last = table.shape[0] - 1
     z_off = table[last, Z_OFF]
-    a_out = table[last, A_OUT]
     n_out = table[last, N_OUT]
     output_delta_(
         cost,
         z[z_off : z_off + n_out],
-        a[a_out : a_out + n_out],
+        a[z_off : z_off + n_out],
         label,
         delta[z_off : z_off + n_out],
     )
@@ -137,35 +168,62 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
         n_in = table[layer, N_IN]
         n_out = table[layer, N_OUT]
         w_off = table[layer, W_OFF]
-        z_off = table[layer, Z_OFF]
+        d = delta[table[layer, Z_OFF] : table[layer, Z_OFF] + n_out]
         p_off = table[layer - 1, Z_OFF]
+        # (w^T delta)[k] is a dot with row k of the input-major block.
         for k in range(n_in):
-            delta[p_off + k] = zero
-        # delta_prev = w^T delta as axpys over the rows of w: contiguous and
-        # vectorizable, summed over j in a fixed order.
-        d_prev = delta[p_off : p_off + n_in]
-        for j in range(n_out):
-            dj = delta[z_off + j]
-            row = w_off + j * n_in
-            w = params[row : row + n_in]
-            for k in range(n_in):
-                d_prev[k] += w[k] * dj
-        a_prev = table[layer, A_IN]
+            w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
+            s = zero
+            for j in range(n_out):
+                s += w[j] * d[j]
+            delta[p_off + k] = s
         scale_by_derivative_(
-            hidden,
-            z[p_off : p_off + n_in],
-            a[a_prev : a_prev + n_in],
-            delta[p_off : p_off + n_in],
+            hidden, z[p_off : p_off + n_in], a[p_off : p_off + n_in], delta[p_off : p_off + n_in]
         )
 
 
 @njit(**JIT_OPTIONS)
-def chunk_gradient_(params, table, hidden, output, cost, X, labels, idx, zs, acts, deltas, grad):
-    """Sum the gradients of the samples ``X[idx]`` into ``grad``.
+def add_outer_(params, table, x, cols, a, delta, scale, out):
+    """``out += scale * (gradient of one sample)``, in the layout of `params`.
 
-    Samples are processed GRAD_CHUNK at a time: forward and backward for each
-    sample of a block, then the block's contribution to each weight row is
-    added sample by sample, keeping the row in cache.
+    For layer ``l`` and input ``k`` with a non-zero input ``a_k``:
+    ``out[row k] += (scale * a_k) * delta``; biases get ``scale * delta``.
+    `out` may be `params` itself (the fused step, with ``scale = -eta/m``) or
+    a chunk's gradient buffer (``scale = 1``).
+    """
+    for layer in range(table.shape[0]):
+        n_in = table[layer, N_IN]
+        n_out = table[layer, N_OUT]
+        w_off = table[layer, W_OFF]
+        b_off = table[layer, B_OFF]
+        z_off = table[layer, Z_OFF]
+        d = delta[z_off : z_off + n_out]
+        if layer == 0:
+            for q in range(cols.shape[0]):
+                k = cols[q]
+                c = scale * x[k]
+                g = out[w_off + k * n_out : w_off + (k + 1) * n_out]
+                for j in range(n_out):
+                    g[j] += c * d[j]
+        else:
+            p_off = table[layer - 1, Z_OFF]
+            for k in range(n_in):
+                ak = a[p_off + k]
+                if ak != 0:
+                    c = scale * ak
+                    g = out[w_off + k * n_out : w_off + (k + 1) * n_out]
+                    for j in range(n_out):
+                        g[j] += c * d[j]
+        gb = out[b_off : b_off + n_out]
+        for j in range(n_out):
+            gb[j] += scale * d[j]
+
+
+@njit(**JIT_OPTIONS)
+def chunk_gradient_(
+    params, table, hidden, output, cost, X, labels, indptr, indices, idx, zs, acts, deltas, grad
+):
+    """Sum the gradients of the samples ``X[idx]`` into ``grad``.
 
     Parameters
     ----------
@@ -173,43 +231,66 @@ def chunk_gradient_(params, table, hidden, output, cost, X, labels, idx, zs, act
         As in :func:`forward_sample_` and :func:`backward_sample_`.
     X : ndarray, shape (n, sizes[0])
     labels : ndarray of int64, shape (n,)
+    indptr, indices : ndarray
+        Non-zero index of `X` from :func:`nonzero_index_`.
     idx : ndarray of int64
         Indices into `X` of this chunk's samples, in summation order.
-    zs, deltas : ndarray, shape (GRAD_CHUNK, n_z)
-    acts : ndarray, shape (GRAD_CHUNK, n_units)
+    zs, acts, deltas : ndarray, shape (GRAD_CHUNK, n_z)
         Scratch rows; overwritten.
     grad : ndarray, shape (n_params,)
         Overwritten with the summed gradient (same layout as `params`).
     """
     zero = grad.dtype.type(0)
+    one = grad.dtype.type(1)
     for p in range(grad.shape[0]):
         grad[p] = zero
-    n_layers = table.shape[0]
-    total = idx.shape[0]
-    for start in range(0, total, GRAD_CHUNK):
-        stop = min(start + GRAD_CHUNK, total)
-        for s in range(stop - start):
-            i = idx[start + s]
-            forward_sample_(params, table, hidden, output, X[i], zs[s], acts[s])
-            backward_sample_(params, table, hidden, cost, labels[i], zs[s], acts[s], deltas[s])
-        for layer in range(n_layers):
-            n_in = table[layer, N_IN]
-            n_out = table[layer, N_OUT]
-            w_off = table[layer, W_OFF]
-            b_off = table[layer, B_OFF]
-            a_in = table[layer, A_IN]
-            z_off = table[layer, Z_OFF]
-            for j in range(n_out):
-                row = w_off + j * n_in
-                g = grad[row : row + n_in]
-                gb = grad[b_off + j]
-                for s in range(stop - start):
-                    d = deltas[s, z_off + j]
-                    gb += d
-                    a_prev = acts[s, a_in : a_in + n_in]
-                    for k in range(n_in):
-                        g[k] += d * a_prev[k]
-                grad[b_off + j] = gb
+    for s in range(idx.shape[0]):
+        i = idx[s]
+        cols = indices[indptr[i] : indptr[i + 1]]
+        forward_sample_(params, table, hidden, output, X[i], cols, zs[0], acts[0])
+        backward_sample_(params, table, hidden, cost, labels[i], zs[0], acts[0], deltas[0])
+        add_outer_(params, table, X[i], cols, acts[0], deltas[0], one, grad)
+
+
+@njit(**JIT_OPTIONS)
+def fused_step_(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    indptr,
+    indices,
+    batch,
+    decay,
+    step,
+    zs,
+    acts,
+    deltas,
+):
+    """One SGD step for a mini-batch of at most GRAD_CHUNK samples, in place.
+
+    Forward and backward for every sample with the old weights, then
+    ``w <- decay * w`` and, sample by sample, ``w <- w - step * grad_w`` and
+    ``b <- b - step * grad_b``: the book's update without a gradient buffer to
+    clear and re-read.
+    """
+    n_weights = table[0, B_OFF]
+    for s in range(batch.shape[0]):
+        i = batch[s]
+        cols = indices[indptr[i] : indptr[i + 1]]
+        forward_sample_(params, table, hidden, output, X[i], cols, zs[s], acts[s])
+        backward_sample_(params, table, hidden, cost, labels[i], zs[s], acts[s], deltas[s])
+    if decay != 1:
+        w = params[:n_weights]
+        for p in range(n_weights):
+            w[p] = decay * w[p]
+    for s in range(batch.shape[0]):
+        i = batch[s]
+        cols = indices[indptr[i] : indptr[i + 1]]
+        add_outer_(params, table, X[i], cols, acts[s], deltas[s], -step, params)
 
 
 @njit(**JIT_OPTIONS)
@@ -219,7 +300,6 @@ def update_block_(params, grads, n_chunk, n_weights, decay, step, lo, hi):
     ``w <- decay * w - step * g`` for weights (``decay = 1 - eta*lmbda/n``) and
     ``b <- b - step * g`` for biases, with ``step = eta/m``.
     """
-    # Weights and biases in two loops so neither holds a branch.
     mid = min(max(lo, n_weights), hi)
     w = params[lo:mid]
     b = params[mid:hi]
@@ -246,6 +326,8 @@ def sgd_serial_(
     cost,
     X,
     labels,
+    indptr,
+    indices,
     order,
     mini_batch,
     first,
@@ -268,6 +350,8 @@ def sgd_serial_(
         Layer table and codes.
     X : ndarray, shape (n, sizes[0]), same dtype as `params`
     labels : ndarray of int64, shape (n,)
+    indptr, indices : ndarray
+        Non-zero index of `X` (:func:`nonzero_index_`).
     order : ndarray of int64, shape (n,)
         The epoch's sample order; mini-batch ``t`` is
         ``order[t*mini_batch:(t+1)*mini_batch]`` (the last may be shorter and
@@ -280,10 +364,10 @@ def sgd_serial_(
         Learning rate and L2 parameter.
     n : int
         Training-set size in the decay factor ``1 - eta*lmbda/n``.
-    zs, acts, deltas : ndarray, shape (n_chunks, GRAD_CHUNK, ...)
+    zs, acts, deltas : ndarray, shape (n_chunks, GRAD_CHUNK, n_z)
         Per-chunk scratch rows.
     grads : ndarray, shape (n_chunks, n_params)
-        Per-chunk gradient sums.
+        Per-chunk gradient sums (unused when a mini-batch is one chunk).
     """
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     n_weights = table[0, B_OFF]
@@ -292,7 +376,27 @@ def sgd_serial_(
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
         batch = order[start : start + m]
+        step = params.dtype.type(eta / m)
         nc = n_chunks(m)
+        if nc == 1:
+            fused_step_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                X,
+                labels,
+                indptr,
+                indices,
+                batch,
+                decay,
+                step,
+                zs[0],
+                acts[0],
+                deltas[0],
+            )
+            continue
         for c in range(nc):
             chunk_gradient_(
                 params,
@@ -302,15 +406,15 @@ def sgd_serial_(
                 cost,
                 X,
                 labels,
+                indptr,
+                indices,
                 batch[(c * m) // nc : ((c + 1) * m) // nc],
                 zs[c],
                 acts[c],
                 deltas[c],
                 grads[c],
             )
-        update_block_(
-            params, grads, nc, n_weights, decay, params.dtype.type(eta / m), 0, params.shape[0]
-        )
+        update_block_(params, grads, nc, n_weights, decay, step, 0, params.shape[0])
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -322,6 +426,8 @@ def sgd_parallel_(
     cost,
     X,
     labels,
+    indptr,
+    indices,
     order,
     mini_batch,
     first,
@@ -347,7 +453,27 @@ def sgd_parallel_(
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
         batch = order[start : start + m]
+        step = params.dtype.type(eta / m)
         nc = n_chunks(m)
+        if nc == 1:
+            fused_step_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                X,
+                labels,
+                indptr,
+                indices,
+                batch,
+                decay,
+                step,
+                zs[0],
+                acts[0],
+                deltas[0],
+            )
+            continue
         for c in prange(nc):
             chunk_gradient_(
                 params,
@@ -357,13 +483,14 @@ def sgd_parallel_(
                 cost,
                 X,
                 labels,
+                indptr,
+                indices,
                 batch[(c * m) // nc : ((c + 1) * m) // nc],
                 zs[c],
                 acts[c],
                 deltas[c],
                 grads[c],
             )
-        step = params.dtype.type(eta / m)
         for blk in prange(n_blocks):
             lo = blk * UPDATE_BLOCK
             update_block_(
@@ -382,7 +509,21 @@ def argmax_row(a, start, n):
 
 
 @njit(**PARALLEL_OPTIONS)
-def evaluate(params, table, hidden, output, cost, X, labels, zs, acts, cost_parts, correct_parts):
+def evaluate(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    indptr,
+    indices,
+    zs,
+    acts,
+    cost_parts,
+    correct_parts,
+):
     """Summed cost and number of correct predictions over a data set.
 
     The data are split into EVAL_CHUNKS fixed chunks that run in parallel; the
@@ -395,8 +536,9 @@ def evaluate(params, table, hidden, output, cost, X, labels, zs, acts, cost_part
         As in :func:`forward_sample_`.
     X : ndarray, shape (n, sizes[0])
     labels : ndarray of int64, shape (n,)
-    zs : ndarray, shape (EVAL_CHUNKS, n_z)
-    acts : ndarray, shape (EVAL_CHUNKS, n_units)
+    indptr, indices : ndarray
+        Non-zero index of `X` (:func:`nonzero_index_`).
+    zs, acts : ndarray, shape (EVAL_CHUNKS, n_z)
         Scratch rows; overwritten.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
@@ -411,17 +553,17 @@ def evaluate(params, table, hidden, output, cost, X, labels, zs, acts, cost_part
     n = X.shape[0]
     last = table.shape[0] - 1
     z_out = table[last, Z_OFF]
-    a_out = table[last, A_OUT]
     n_out = table[last, N_OUT]
     for c in prange(EVAL_CHUNKS):
         total = 0.0
         correct = 0
         for i in range((c * n) // EVAL_CHUNKS, ((c + 1) * n) // EVAL_CHUNKS):
-            forward_sample_(params, table, hidden, output, X[i], zs[c], acts[c])
+            cols = indices[indptr[i] : indptr[i + 1]]
+            forward_sample_(params, table, hidden, output, X[i], cols, zs[c], acts[c])
             total += sample_cost(
-                cost, zs[c, z_out : z_out + n_out], acts[c, a_out : a_out + n_out], labels[i]
+                cost, zs[c, z_out : z_out + n_out], acts[c, z_out : z_out + n_out], labels[i]
             )
-            if argmax_row(acts[c], a_out, n_out) == labels[i]:
+            if argmax_row(acts[c], z_out, n_out) == labels[i]:
                 correct += 1
         cost_parts[c] = total
         correct_parts[c] = correct
@@ -434,26 +576,29 @@ def evaluate(params, table, hidden, output, cost, X, labels, zs, acts, cost_part
 
 
 @njit(**PARALLEL_OPTIONS)
-def feedforward_(params, table, hidden, output, X, out, zs, acts):
+def feedforward_(params, table, hidden, output, X, indptr, indices, out, zs, acts):
     """Write the network's outputs for every row of `X` into `out`.
 
     Parameters
     ----------
     X : ndarray, shape (n, sizes[0])
+    indptr, indices : ndarray
+        Non-zero index of `X` (:func:`nonzero_index_`).
     out : ndarray, shape (n, sizes[-1])
         Overwritten.
-    zs, acts : ndarray, shape (EVAL_CHUNKS, ...)
+    zs, acts : ndarray, shape (EVAL_CHUNKS, n_z)
         Scratch rows, as in :func:`evaluate`.
     """
     n = X.shape[0]
     last = table.shape[0] - 1
-    a_out = table[last, A_OUT]
+    z_out = table[last, Z_OFF]
     n_out = table[last, N_OUT]
     for c in prange(EVAL_CHUNKS):
         for i in range((c * n) // EVAL_CHUNKS, ((c + 1) * n) // EVAL_CHUNKS):
-            forward_sample_(params, table, hidden, output, X[i], zs[c], acts[c])
+            cols = indices[indptr[i] : indptr[i + 1]]
+            forward_sample_(params, table, hidden, output, X[i], cols, zs[c], acts[c])
             for j in range(n_out):
-                out[i, j] = acts[c, a_out + j]
+                out[i, j] = acts[c, z_out + j]
 
 
 @njit(**JIT_OPTIONS)
@@ -466,9 +611,11 @@ def sum_of_squares(v):
 
 
 @njit(**JIT_OPTIONS)
-def batch_gradient_(params, table, hidden, output, cost, X, labels, idx, zs, acts, deltas, grads):
-    """Summed gradient of the samples ``X[idx]``, chunked exactly as in one
-    SGD step, written into ``grads[0]``. Used by gradient checks and tests.
+def batch_gradient_(
+    params, table, hidden, output, cost, X, labels, indptr, indices, idx, zs, acts, deltas, grads
+):
+    """Summed gradient of the samples ``X[idx]`` (chunked as in a multi-chunk
+    SGD step), written into ``grads[0]``. Used by gradient checks and tests.
 
     Parameters
     ----------
@@ -486,6 +633,8 @@ def batch_gradient_(params, table, hidden, output, cost, X, labels, idx, zs, act
             cost,
             X,
             labels,
+            indptr,
+            indices,
             idx[(c * m) // nc : ((c + 1) * m) // nc],
             zs[c],
             acts[c],
