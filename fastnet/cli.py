@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-progress", action="store_true")
     w = dsub.add_parser("where", help="print where MNIST is found, or where it was looked for")
     w.add_argument("--data-dir", metavar="DIR")
+
+    from fastnet import cli_study
+
+    cli_study.add_commands(sub)
     return parser
 
 
@@ -261,7 +265,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="fastnet: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "data": cmd_data}[args.command]
+    from fastnet import cli_study
+
+    handler = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "data": cmd_data,
+        **cli_study.COMMANDS,  # compare-init, diagnose; train with --track
+    }[args.command]
     try:
         return handler(args)
     except (DataNotFoundError, DataFetchError) as e:
