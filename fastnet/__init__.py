@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from fastnet.history import History
 from fastnet.init import INITIALIZERS, calculate_gain, register_initializer
-from fastnet.network import DivergenceError, Network, SymmetryWarning, load
+from fastnet.network import DivergenceError, Network, SymmetryWarning, load, resume
 from fastnet.threads import set_num_threads
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "calculate_gain",
     "load",
     "register_initializer",
+    "resume",
     "set_num_threads",
 ]

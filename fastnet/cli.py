@@ -115,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(MONITOR_CHOICES),
         help="comma-separated per-epoch measurements; evaluation_* use the validation set",
     )
+    t.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on the first N training images only (quick runs)",
+    )
+    t.add_argument(
+        "--checkpoint", metavar="DIR", help="write a checkpoint to DIR after every epoch (atomic)"
+    )
+    t.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run checkpointed in DIR; its saved configuration is "
+        "used and the network/training flags are ignored (pass the same --limit)",
+    )
     t.add_argument("--save", metavar="PATH", help="save the trained network (.npz)")
     t.add_argument("--metrics", metavar="PATH", help="write per-epoch metrics as JSON lines")
     t.add_argument(
@@ -175,46 +191,73 @@ def _epoch_line(rec, epochs):
 
 
 def cmd_train(args):
-    from fastnet.network import Network
-
-    net = Network(
-        args.sizes,
-        cost=args.cost,
-        activation=args.activation,
-        dtype=args.dtype,
-        init=args.init,
-        bias_init=args.bias_init,
-        seed=args.seed,
-        n_threads=args.threads,
-    )
-    # Validate the remaining numbers before the data loads, so typos fail fast.
     from fastnet._validation import check_number
+    from fastnet.network import Network, resume
 
-    check_number(args.epochs, "--epochs", low=0, integer=True)
-    check_number(args.batch_size, "--batch-size", low=1, integer=True)
-    check_number(args.eta, "--eta", low=0, low_open=True)
-    check_number(args.lmbda, "--lmbda", low=0)
-    data = _load_data(args, fetch_if_missing=True)
-    monitors = {f"monitor_{m}": True for m in args.monitor}
-    if not args.quiet:
-        print(
-            f"{net}, {args.epochs} epochs, mini-batch {args.batch_size}, eta {args.eta}, "
-            f"lambda {args.lmbda}, seed {args.seed}",
-            flush=True,
+    if args.resume is None:
+        net = Network(
+            args.sizes,
+            cost=args.cost,
+            activation=args.activation,
+            dtype=args.dtype,
+            init=args.init,
+            bias_init=args.bias_init,
+            seed=args.seed,
+            n_threads=args.threads,
         )
+        # Validate the remaining numbers before the data loads, so typos fail fast.
+        check_number(args.epochs, "--epochs", low=0, integer=True)
+        check_number(args.batch_size, "--batch-size", low=1, integer=True)
+        check_number(args.eta, "--eta", low=0, low_open=True)
+        check_number(args.lmbda, "--lmbda", low=0)
+    if args.limit is not None:
+        check_number(args.limit, "--limit", low=1, integer=True)
+    data = _load_data(args, fetch_if_missing=True)
+    training = data.training
+    if args.limit is not None:
+        training = type(training)(training.X[: args.limit], training.y[: args.limit])
     t0 = time.perf_counter()
-    history = net.train(
-        data.training,
-        args.epochs,
-        args.batch_size,
-        args.eta,
-        args.lmbda,
-        evaluation_data=data.validation,
-        metrics=args.metrics,
-        progress=not args.no_progress and not args.quiet,
-        callback=None if args.quiet else lambda r: print(_epoch_line(r, args.epochs), flush=True),
-        **monitors,
-    )
+    if args.resume is not None:
+        epochs = None
+
+        def line(r):
+            print(_epoch_line(r, epochs), flush=True)
+
+        from fastnet.checkpoint import load_checkpoint
+
+        epochs = load_checkpoint(args.resume)[1]["train"]["epochs"]
+        net, history = resume(
+            args.resume,
+            training,
+            data.validation,
+            metrics=args.metrics,
+            progress=not args.no_progress and not args.quiet,
+            callback=None if args.quiet else line,
+            n_threads=args.threads,
+        )
+    else:
+        monitors = {f"monitor_{m}": True for m in args.monitor}
+        if not args.quiet:
+            print(
+                f"{net}, {args.epochs} epochs, mini-batch {args.batch_size}, eta {args.eta}, "
+                f"lambda {args.lmbda}, seed {args.seed}",
+                flush=True,
+            )
+        history = net.train(
+            training,
+            args.epochs,
+            args.batch_size,
+            args.eta,
+            args.lmbda,
+            evaluation_data=data.validation,
+            metrics=args.metrics,
+            progress=not args.no_progress and not args.quiet,
+            callback=None
+            if args.quiet
+            else lambda r: print(_epoch_line(r, args.epochs), flush=True),
+            checkpoint_dir=args.checkpoint,
+            **monitors,
+        )
     if not args.quiet:
         per_epoch = sum(r["seconds"] for r in history.records) / max(1, len(history))
         print(

@@ -14,6 +14,7 @@ import numpy as np
 from fastnet import io
 from fastnet._config import DEFAULT_DTYPE, PARALLEL_MIN_WORK
 from fastnet._validation import check_choice, check_data, check_dtype, check_number
+from fastnet.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from fastnet.history import History, MetricsWriter, versions
 from fastnet.init import get_initializer, initialize_layer_
 from fastnet.kernels import codes, mlp
@@ -287,6 +288,8 @@ class Network:
         metrics=None,
         progress=False,
         callback=None,
+        checkpoint_dir=None,
+        _resume=None,
     ) -> History:
         """Train by mini-batch SGD with L2 regularization (network2's ``SGD``).
 
@@ -319,7 +322,13 @@ class Network:
         progress : bool
             Show a progress bar within each epoch (needs tqdm and a terminal).
         callback : callable, optional
-            Called with each epoch's record (a dict) as the epoch ends.
+            Called with each epoch's record (a dict) as the epoch ends, before
+            the record is stored and written: fields it adds (JSON-able) go
+            into the history, the metrics file and the checkpoint.
+        checkpoint_dir : str or Path, optional
+            Write ``checkpoint.npz`` there after every epoch (atomically):
+            parameters, generator state, epoch, history and configuration.
+            :func:`fastnet.resume` continues from it bit for bit.
 
         Returns
         -------
@@ -392,8 +401,35 @@ class Network:
             "kernel": "parallel" if parallel else "serial",
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        history = History(header)
+        train_config = {
+            "epochs": epochs,
+            "mini_batch_size": mini_batch_size,
+            "eta": eta,
+            "lmbda": lmbda,
+            "monitor_evaluation_cost": bool(monitor_evaluation_cost),
+            "monitor_evaluation_accuracy": bool(monitor_evaluation_accuracy),
+            "monitor_training_cost": bool(monitor_training_cost),
+            "monitor_training_accuracy": bool(monitor_training_accuracy),
+            "has_evaluation_data": evaluation_data is not None,
+        }
+        start_epoch = 1
+        if _resume is not None:
+            header = _resume["history"]["header"]
+            history = History(header, _resume["history"]["records"])
+            start_epoch = _resume["epoch"] + 1
+        else:
+            history = History(header)
+        if checkpoint_dir is not None or _resume is not None:
+            train_config["data"] = data_fingerprint(X, y)
+            if _resume is not None and _resume["train"]["data"] != train_config["data"]:
+                raise ValueError(
+                    "training_data differs from the data the checkpoint was trained on "
+                    "(fingerprint mismatch); resume needs the same data"
+                )
         writer = MetricsWriter(metrics, header) if metrics is not None else None
+        if writer is not None:
+            for record in history.records:
+                writer.write(record)
         bar = _progress_bar(progress, n_batches)
         step = max(1, n_batches // _PROGRESS_STEPS) if bar is not None else n_batches
         # Zero mini-batches: compiles (or loads from the cache) before any
@@ -403,7 +439,7 @@ class Network:
         hyper = (eta, lmbda, n, *ws.buffers)
         kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
         try:
-            for epoch in range(1, epochs + 1):
+            for epoch in range(start_epoch, epochs + 1):
                 order = self.rng.permutation(n)
                 if bar is not None:
                     bar.reset()
@@ -438,11 +474,13 @@ class Network:
                         history,
                     )
                 last_good[...] = self.params
+                if callback is not None:
+                    callback(record)  # may add JSON-able fields, which are kept
                 history.append(record)
+                if checkpoint_dir is not None:
+                    save_checkpoint(checkpoint_dir, self, epoch, train_config, history)
                 if writer is not None:
                     writer.write(record)
-                if callback is not None:
-                    callback(record)
         finally:
             if writer is not None:
                 writer.close()
@@ -469,6 +507,69 @@ def _progress_bar(progress, total):
     except ImportError:
         return None
     return tqdm(total=total, unit="batch", leave=False)
+
+
+def resume(
+    checkpoint_dir,
+    training_data,
+    evaluation_data=None,
+    *,
+    metrics=None,
+    progress=False,
+    callback=None,
+    n_threads=None,
+):
+    """Continue an interrupted :meth:`Network.train` from its checkpoint.
+
+    The result is bit for bit what the uninterrupted run would have given:
+    parameters and the generator state are restored exactly, and the remaining
+    epochs run with the saved hyper-parameters. New checkpoints keep being
+    written to `checkpoint_dir`.
+
+    Parameters
+    ----------
+    checkpoint_dir : str or Path
+    training_data : (X, y)
+        The same data as the interrupted run (checked by fingerprint).
+    evaluation_data : (X, y), optional
+        Required if the interrupted run monitored evaluation data.
+    metrics, progress, callback
+        As in :meth:`Network.train`; a metrics file gets the earlier epochs too.
+    n_threads : int, optional
+
+    Returns
+    -------
+    net : Network
+    history : History
+        Every epoch, the ones before the interruption included.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        If there is no usable checkpoint, or the data do not match.
+    """
+    net, state = load_checkpoint(checkpoint_dir)
+    if n_threads is not None:
+        net.n_threads = resolve_threads(n_threads)
+    try:
+        net._symmetric = get_initializer(net.init).symmetric
+    except ValueError:  # a user-registered initializer not registered now
+        net._symmetric = False
+    cfg = dict(state["train"])
+    if cfg.pop("has_evaluation_data") and evaluation_data is None:
+        raise ValueError("evaluation_data is required: the checkpointed run monitored it")
+    cfg.pop("data")
+    history = net.train(
+        training_data,
+        evaluation_data=evaluation_data,
+        metrics=metrics,
+        progress=progress,
+        callback=callback,
+        checkpoint_dir=checkpoint_dir,
+        _resume=state,
+        **cfg,
+    )
+    return net, history
 
 
 def load(path, *, n_threads=None) -> Network:
