@@ -1,0 +1,96 @@
+"""Property-based tests: random architectures, batch sizes, dtypes, costs and
+activations. The compiled epoch equals the reference (float64, 1e-9) and never
+writes outside its buffers.
+
+Examples per test: 25 by default; ``FASTNET_HYPOTHESIS_EXAMPLES=500 pytest
+tests/test_properties.py`` for a longer search.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastnet import reference
+from fastnet._config import REFERENCE_RTOL
+from fastnet.kernels import codes, mlp
+from fastnet.layout import Layout
+from fastnet.workspace import TrainWorkspace, nonzero_index
+from tests.test_kernels import flat, kernel_codes
+
+EXAMPLES = int(os.environ.get("FASTNET_HYPOTHESIS_EXAMPLES", "25"))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+GUARD = 64
+SENTINEL = -7.25
+
+
+@st.composite
+def problems(draw):
+    sizes = draw(st.lists(st.integers(1, 64), min_size=2, max_size=4))
+    sizes[-1] = max(sizes[-1], 2) if draw(st.booleans()) else sizes[-1]
+    n = draw(st.integers(1, 60))
+    mini_batch = draw(st.sampled_from([1, n, max(1, n // 3 + 1), draw(st.integers(1, 70))]))
+    cost = draw(st.sampled_from(list(codes.COSTS)))
+    activation = draw(st.sampled_from(list(codes.HIDDEN_ACTIVATIONS)))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return sizes, n, mini_batch, cost, activation, dtype, seed
+
+
+def guarded(size, dtype):
+    """A view of `size` elements in the middle of a buffer whose margins hold
+    a sentinel, so writes outside the view can be seen."""
+    buf = np.full(size + 2 * GUARD, SENTINEL, dtype)
+    return buf, buf[GUARD : GUARD + size]
+
+
+@SETTINGS
+@given(problems())
+def test_epoch_matches_reference_and_stays_in_bounds(problem):
+    sizes, n, mini_batch, cost, activation, dtype, seed = problem
+    rng = np.random.default_rng(seed)
+    lay = Layout(sizes)
+    buf, params = guarded(lay.n_params, dtype)
+    for w, b in zip(lay.weight_views(params), lay.bias_views(params), strict=True):
+        w[...] = rng.standard_normal(w.shape) / np.sqrt(w.shape[1])
+        b[...] = rng.standard_normal(b.shape)
+    X = rng.random((n, sizes[0])).astype(dtype)
+    X[X < 0.5] = 0
+    y = rng.integers(0, sizes[-1], n)
+    order = rng.permutation(n)
+    weights = [w.copy() for w in lay.weight_views(params)]
+    biases = [b.copy() for b in lay.bias_views(params)]
+    m = min(mini_batch, n)
+    ws = TrainWorkspace(lay, dtype, m)
+    grads_buf, _ = guarded(ws.grads.size, dtype)
+    ws.grads = grads_buf[GUARD : GUARD + ws.grads.size].reshape(ws.grads.shape)
+    driver = mlp.sgd_parallel_ if seed % 2 else mlp.sgd_serial_
+    driver(
+        params,
+        lay.table,
+        *kernel_codes(cost, activation),
+        X,
+        y,
+        *nonzero_index(X),
+        order,
+        m,
+        0,
+        -(-n // m),
+        0.3,
+        1.5,
+        n,
+        *ws.buffers,
+    )
+    reference.sgd_epoch(weights, biases, X, y, order, m, 0.3, 1.5, activation=activation, cost=cost)
+    for b in (buf, grads_buf):
+        assert (b[:GUARD] == SENTINEL).all() and (b[-GUARD:] == SENTINEL).all()
+    expected = flat(lay, weights, biases)
+    if dtype == np.float64:
+        np.testing.assert_allclose(params, expected, rtol=REFERENCE_RTOL, atol=1e-12)
+    else:
+        np.testing.assert_allclose(params, expected, rtol=1e-3, atol=1e-4)
