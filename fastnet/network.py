@@ -271,6 +271,43 @@ class Network:
         )
         return ws.grads[0].copy()
 
+    def _header(self, *, n_threads, kernel, **run) -> dict:
+        """The header record of a run: configuration, seed, versions, threads."""
+        return {
+            "config": {**self.config(), **run},
+            "seed": self.seed,
+            "versions": versions(),
+            "threading_layer": threading_layer(),
+            "n_threads": n_threads,
+            "kernel": kernel,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def _monitor(self, record, prefix, X, y, index, lmbda, want_cost, want_accuracy):
+        """Add ``{prefix}_cost`` / ``{prefix}_accuracy`` to an epoch record."""
+        if not (want_cost or want_accuracy):
+            return
+        cost, correct = self._evaluate(X, y, index)
+        if want_cost:
+            record[f"{prefix}_cost"] = cost / len(X) + self._l2(lmbda, len(X))
+        if want_accuracy:
+            record[f"{prefix}_accuracy"] = correct / len(X)
+
+    def _check_finite(self, record, epoch, eta, last_good, history):
+        """Raise DivergenceError (restoring `last_good`) if the parameters or a
+        recorded cost are NaN or infinite."""
+        costs = [v for k, v in record.items() if k.endswith("_cost")]
+        if np.isfinite(self.params).all() and np.isfinite(costs).all():
+            return
+        self.params[...] = last_good
+        raise DivergenceError(
+            f"training diverged in epoch {epoch}: parameters or cost became NaN or "
+            f"infinite with eta={eta}; the network keeps the parameters from the "
+            f"end of epoch {epoch - 1}. Try a smaller eta (e.g. {eta / 10:g}).",
+            epoch,
+            history,
+        )
+
     # -- training ----------------------------------------------------------
     def train(
         self,
@@ -384,23 +421,16 @@ class Network:
         ws = self._train_ws
         last_good = self.params.copy()
 
-        header = {
-            "config": {
-                **self.config(),
-                "epochs": epochs,
-                "mini_batch_size": mini_batch_size,
-                "eta": eta,
-                "lmbda": lmbda,
-                "n_training": n,
-                "n_evaluation": None if evaluation_data is None else len(Xe),
-            },
-            "seed": self.seed,
-            "versions": versions(),
-            "threading_layer": threading_layer(),
-            "n_threads": n_threads,
-            "kernel": "parallel" if parallel else "serial",
-            "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        header = self._header(
+            epochs=epochs,
+            mini_batch_size=mini_batch_size,
+            eta=eta,
+            lmbda=lmbda,
+            n_training=n,
+            n_evaluation=None if evaluation_data is None else len(Xe),
+            n_threads=n_threads,
+            kernel="parallel" if parallel else "serial",
+        )
         train_config = {
             "epochs": epochs,
             "mini_batch_size": mini_batch_size,
@@ -451,28 +481,28 @@ class Network:
                     if bar is not None:
                         bar.update(last - first)
                 record = {"epoch": epoch, "seconds": time.perf_counter() - t0}
-                if monitor_training_cost or monitor_training_accuracy:
-                    cost, correct = self._evaluate(X, y, train_index)
-                    if monitor_training_cost:
-                        record["training_cost"] = cost / n + self._l2(lmbda, n)
-                    if monitor_training_accuracy:
-                        record["training_accuracy"] = correct / n
+                self._monitor(
+                    record,
+                    "training",
+                    X,
+                    y,
+                    train_index,
+                    lmbda,
+                    monitor_training_cost,
+                    monitor_training_accuracy,
+                )
                 if monitors_eval:
-                    cost, correct = self._evaluate(Xe, ye, eval_index)
-                    if monitor_evaluation_cost:
-                        record["evaluation_cost"] = cost / len(Xe) + self._l2(lmbda, len(Xe))
-                    if monitor_evaluation_accuracy:
-                        record["evaluation_accuracy"] = correct / len(Xe)
-                costs = [v for k, v in record.items() if k.endswith("_cost")]
-                if not np.isfinite(self.params).all() or not np.isfinite(costs).all():
-                    self.params[...] = last_good
-                    raise DivergenceError(
-                        f"training diverged in epoch {epoch}: parameters or cost became NaN or "
-                        f"infinite with eta={eta}; the network keeps the parameters from the "
-                        f"end of epoch {epoch - 1}. Try a smaller eta (e.g. {eta / 10:g}).",
-                        epoch,
-                        history,
+                    self._monitor(
+                        record,
+                        "evaluation",
+                        Xe,
+                        ye,
+                        eval_index,
+                        lmbda,
+                        monitor_evaluation_cost,
+                        monitor_evaluation_accuracy,
                     )
+                self._check_finite(record, epoch, eta, last_good, history)
                 last_good[...] = self.params
                 if callback is not None:
                     callback(record)  # may add JSON-able fields, which are kept

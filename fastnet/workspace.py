@@ -76,3 +76,11 @@ def nonzero_index(X):
     indices = np.empty(count_nonzero(X), np.int32)
     nonzero_index_(X, indptr, indices)
     return indptr, indices
+
+
+def train_pool_size(layout: Layout, mini_batch: int) -> int:
+    """Elements of a network's work pool in :func:`fastnet.kernels.mlp.sgd_many_`:
+    the zs, acts and deltas rows and the gradient buffers of a
+    :class:`TrainWorkspace`, back to back."""
+    nc = int(n_chunks(mini_batch))
+    return 3 * nc * GRAD_CHUNK * layout.n_z + nc * layout.n_params

@@ -644,3 +644,57 @@ def batch_gradient_(
     for c in range(1, nc):
         for p in range(grads.shape[1]):
             grads[0, p] += grads[c, p]
+
+
+@njit(**PARALLEL_OPTIONS)
+def sgd_many_(
+    params, p_off, tables, t_off, hidden, output, cost, X, labels, indptr, indices, orders,
+    mini_batch, eta, lmbda, n, work, w_off,
+):
+    """One epoch for each of K independent networks, one network per thread.
+
+    Network ``k`` owns ``params[p_off[k]:p_off[k+1]]``, layer table
+    ``tables[t_off[k]:t_off[k+1]]`` and work pool ``work[w_off[k]:w_off[k+1]]``
+    (its zs, acts, deltas and grads, laid out as in
+    :class:`fastnet.workspace.TrainWorkspace`), and runs exactly
+    :func:`sgd_serial_` on them with its own order ``orders[k]``: the result is
+    bit for bit what training it alone gives.
+
+    Parameters
+    ----------
+    params : ndarray, shape (sum of n_params,)
+        Updated in place.
+    p_off, t_off, w_off : ndarray of int64, shape (K + 1,)
+        Offsets of each network's parameters, table rows and work pool.
+    tables : ndarray of int64, shape (sum of n_layers, N_COLUMNS)
+    hidden, output, cost : ndarray of int64, shape (K,)
+        Activation and cost codes per network.
+    X, labels, indptr, indices
+        The shared training data and its non-zero index.
+    orders : ndarray of int64, shape (K, n)
+        Each network's sample order for this epoch.
+    mini_batch : ndarray of int64, shape (K,)
+        Mini-batch size per network (at most n).
+    eta, lmbda : ndarray of float64, shape (K,)
+    n : int
+        Training-set size.
+    work : ndarray, shape (sum of pool sizes,)
+    """
+    n_nets = p_off.shape[0] - 1
+    for k in prange(n_nets):
+        table = tables[t_off[k] : t_off[k + 1]]
+        p = params[p_off[k] : p_off[k + 1]]
+        m = mini_batch[k]
+        nc = n_chunks(m)
+        last = table.shape[0] - 1
+        n_z = table[last, Z_OFF] + table[last, N_OUT]
+        rows = nc * GRAD_CHUNK * n_z
+        pool = work[w_off[k] : w_off[k + 1]]
+        zs = pool[:rows].reshape((nc, GRAD_CHUNK, n_z))
+        acts = pool[rows : 2 * rows].reshape((nc, GRAD_CHUNK, n_z))
+        deltas = pool[2 * rows : 3 * rows].reshape((nc, GRAD_CHUNK, n_z))
+        grads = pool[3 * rows :].reshape((nc, p.shape[0]))
+        sgd_serial_(
+            p, table, hidden[k], output[k], cost[k], X, labels, indptr, indices, orders[k], m,
+            0, (n + m - 1) // m, eta[k], lmbda[k], n, zs, acts, deltas, grads,
+        )

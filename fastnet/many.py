@@ -1,0 +1,204 @@
+"""Training several independent networks at once, one per thread.
+
+The book's mini-batch of 10 is too small to split one network's work across
+cores without losing to thread overhead; experiments (initializers x sizes x
+seeds) train many independent networks, so :func:`train_many` trains them
+together: one kernel call per epoch advances every network, each on its own
+thread with its own buffers, generator and mini-batch order. Each network ends
+with exactly the bits it would get from :meth:`Network.train` alone.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numba
+import numpy as np
+
+from fastnet._validation import check_number
+from fastnet.history import History
+from fastnet.kernels import mlp
+from fastnet.network import Network, SymmetryWarning
+from fastnet.threads import resolve_threads
+from fastnet.workspace import nonzero_index, train_pool_size
+
+
+def _per_network(value, k, name, check):
+    values = list(value) if np.ndim(value) else [value] * k
+    if len(values) != k:
+        raise ValueError(f"{name} must be one value or one per network ({k}), got {len(values)}")
+    return [check(v, name) for v in values]
+
+
+def train_many(
+    nets,
+    training_data,
+    epochs,
+    mini_batch_size,
+    eta,
+    lmbda=0.0,
+    evaluation_data=None,
+    monitor_evaluation_cost=False,
+    monitor_evaluation_accuracy=False,
+    monitor_training_cost=False,
+    monitor_training_accuracy=False,
+    *,
+    n_threads=None,
+    callback=None,
+) -> list[History]:
+    """Train independent networks together, one network per thread.
+
+        Parameters
+        ----------
+        nets : sequence of Network
+            Same dtype and the same input and output widths; hidden sizes, costs,
+            activations, initializers and seeds may differ. Updated in place.
+        training_data : (X, y)
+            Shared by all networks.
+        epochs : int
+        mini_batch_size, eta, lmbda : number or sequence of numbers
+            One value for all networks or one per network.
+        evaluation_data, monitor_* :
+            As in :meth:`Network.train`.
+        n_threads : int, optional
+            Threads to spread the networks over (default: all cores).
+        callback : callable, optional
+            ``callback(index, record)`` after each network's epoch.
+
+        Returns
+        -------
+        list of History
+            One per network, as :meth:`Network.train` would return.
+
+        Raises
+        ------
+        TypeError, ValueError
+            On invalid arguments, before anything runs.
+        DivergenceError
+            If a network diverges (it keeps its last finite parameters).
+
+        Examples
+        --------
+        >>> import numba
+    import numpy as np
+        >>> X, y = np.random.default_rng(0).random((50, 4)), np.arange(50) % 3
+        >>> nets = [Network([4, 5, 3], seed=s) for s in (1, 2)]
+        >>> histories = train_many(nets, (X, y), 2, 10, 0.5)
+        >>> len(histories), len(histories[0])
+        (2, 2)
+    """
+    nets = list(nets)
+    if not nets or not all(isinstance(net, Network) for net in nets):
+        raise TypeError("nets must be a non-empty sequence of fastnet.Network")
+    first = nets[0]
+    for i, net in enumerate(nets):
+        if net.dtype != first.dtype:
+            raise ValueError(f"nets[{i}] is {net.dtype.name}, nets[0] is {first.dtype.name}")
+        if (net.sizes[0], net.sizes[-1]) != (first.sizes[0], first.sizes[-1]):
+            raise ValueError(
+                f"nets[{i}] maps {net.sizes[0]} -> {net.sizes[-1]}, nets[0] maps "
+                f"{first.sizes[0]} -> {first.sizes[-1]}"
+            )
+    k = len(nets)
+    epochs = check_number(epochs, "epochs", low=0, integer=True)
+    mbs = _per_network(
+        mini_batch_size,
+        k,
+        "mini_batch_size",
+        lambda v, name: check_number(v, name, low=1, integer=True),
+    )
+    etas = _per_network(eta, k, "eta", lambda v, name: check_number(v, name, low=0, low_open=True))
+    lmbdas = _per_network(lmbda, k, "lmbda", lambda v, name: check_number(v, name, low=0))
+    X, y = first._data(training_data, "training_data")
+    n = len(X)
+    monitors_eval = monitor_evaluation_cost or monitor_evaluation_accuracy
+    if monitors_eval and evaluation_data is None:
+        raise ValueError("evaluation_data is required when an evaluation monitor is set")
+    if evaluation_data is not None:
+        Xe, ye = first._data(evaluation_data, "evaluation_data")
+        eval_index = nonzero_index(Xe)
+    train_index = nonzero_index(X)
+    for net in nets:
+        if net._symmetric and len(net.sizes) > 2:
+            warnings.warn(
+                f"weights initialized with {net.init!r} are identical within each layer; "
+                "gradient descent never breaks the symmetry.",
+                SymmetryWarning,
+                stacklevel=2,
+            )
+
+    mbs = [min(m, n) for m in mbs]
+    p_off = np.cumsum([0] + [net.layout.n_params for net in nets]).astype(np.int64)
+    t_off = np.cumsum([0] + [net.layout.n_layers for net in nets]).astype(np.int64)
+    w_off = np.cumsum(
+        [0] + [train_pool_size(net.layout, m) for net, m in zip(nets, mbs, strict=True)]
+    ).astype(np.int64)
+    params = np.empty(p_off[-1], first.dtype)
+    tables = np.concatenate([net.layout.table for net in nets])
+    work = np.zeros(w_off[-1], first.dtype)
+    codes = np.array([net._codes for net in nets], dtype=np.int64)
+    hidden, output, cost = (np.ascontiguousarray(codes[:, c]) for c in range(3))
+    mb_arr = np.array(mbs, np.int64)
+    eta_arr = np.array(etas, np.float64)
+    lmbda_arr = np.array(lmbdas, np.float64)
+    orders = np.empty((k, n), np.int64)
+
+    threads = resolve_threads(n_threads)
+    histories = [
+        History(
+            net._header(
+                epochs=epochs,
+                mini_batch_size=m,
+                eta=e,
+                lmbda=lm,
+                n_training=n,
+                n_evaluation=None if evaluation_data is None else len(Xe),
+                n_threads=threads,
+                kernel=f"many ({k} networks)",
+            )
+        )
+        for net, m, e, lm in zip(nets, mbs, etas, lmbdas, strict=True)
+    ]
+    args = (tables, t_off, hidden, output, cost, X, y, *train_index)
+    for epoch in range(1, epochs + 1):
+        for i, net in enumerate(nets):
+            params[p_off[i] : p_off[i + 1]] = net.params
+            orders[i] = net.rng.permutation(n)
+        last_good = params.copy()
+        # Monitoring sets each network's own thread count; reset it per call.
+        numba.set_num_threads(threads)
+        t0 = time.perf_counter()
+        mlp.sgd_many_(params, p_off, *args, orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off)
+        seconds = time.perf_counter() - t0
+        for i, net in enumerate(nets):
+            net.params[...] = params[p_off[i] : p_off[i + 1]]
+            record = {"epoch": epoch, "seconds": seconds}
+            net._monitor(
+                record,
+                "training",
+                X,
+                y,
+                train_index,
+                lmbdas[i],
+                monitor_training_cost,
+                monitor_training_accuracy,
+            )
+            if monitors_eval:
+                net._monitor(
+                    record,
+                    "evaluation",
+                    Xe,
+                    ye,
+                    eval_index,
+                    lmbdas[i],
+                    monitor_evaluation_cost,
+                    monitor_evaluation_accuracy,
+                )
+            net._check_finite(
+                record, epoch, etas[i], last_good[p_off[i] : p_off[i + 1]], histories[i]
+            )
+            if callback is not None:
+                callback(i, record)
+            histories[i].append(record)
+    return histories
