@@ -110,4 +110,7 @@ def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype):
         X = X.copy()
     if not np.isfinite(X).all():
         raise ValueError(f"{argname}: X contains NaN or infinite values")
-    return X, np.ascontiguousarray(y, dtype=np.int64)
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    if not y.flags.writeable:
+        y = y.copy()
+    return X, y

@@ -126,7 +126,7 @@ def load_checkpoint(directory):
         cost=cfg["cost"],
         activation=cfg["activation"],
         dtype=cfg["dtype"],
-        init="zeros",
+        init=None,
         seed=state["seed"],
     )
     if params.shape != net.params.shape or params.dtype != net.params.dtype:

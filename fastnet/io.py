@@ -38,6 +38,8 @@ def save(net, path) -> Path:
             sizes=np.array(net.sizes, dtype=np.int64),
             cost=np.array(net.cost),
             activation=np.array(net.activation),
+            init=np.array(net.init or ""),
+            bias_init=np.array(net.bias_init or ""),
             params=net.params,
         )
     return path
@@ -76,7 +78,8 @@ def _load_npz(path: Path, n_threads):
     from fastnet.network import Network
 
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # Open the file ourselves: np.load leaks the handle when the zip is bad.
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             fields = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise ValueError(f"{path}: cannot read as a fastnet .npz model ({e})") from None
@@ -86,19 +89,26 @@ def _load_npz(path: Path, n_threads):
     if int(fields.get("format_version", -1)) > FORMAT_VERSION:
         raise ValueError(f"{path}: written by a newer fastnet (format {fields['format_version']})")
     params = fields["params"]
-    net = Network(
-        [int(s) for s in fields["sizes"]],
-        cost=str(fields["cost"]),
-        activation=str(fields["activation"]),
-        dtype=params.dtype,
-        init="zeros",
-        n_threads=n_threads,
-    )
+    try:
+        net = Network(
+            [int(s) for s in fields["sizes"]],
+            cost=str(fields["cost"]),
+            activation=str(fields["activation"]),
+            dtype=params.dtype,
+            init=None,
+            n_threads=n_threads,
+        )
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
     if params.shape != net.params.shape:
         raise ValueError(
             f"{path}: params has {params.size} values but sizes {net.sizes} need {net.params.size}"
         )
+    if not np.isfinite(params).all():
+        raise ValueError(f"{path}: params contain NaN or infinite values")
     net.params[...] = params
+    net.init = str(fields.get("init", "")) or None
+    net.bias_init = str(fields.get("bias_init", "")) or None
     return net
 
 
@@ -120,7 +130,10 @@ def _load_network2(path: Path, n_threads):
         raise ValueError(
             f"{path}: unknown network2 cost {cost_name!r}; expected one of {list(NETWORK2_COSTS)}"
         )
-    net = Network(sizes, cost=NETWORK2_COSTS[cost_name], init="zeros", n_threads=n_threads)
+    try:
+        net = Network(sizes, cost=NETWORK2_COSTS[cost_name], init=None, n_threads=n_threads)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
     if len(weights) != net.layout.n_layers or len(biases) != net.layout.n_layers:
         raise ValueError(f"{path}: {len(weights)} weight matrices for sizes {sizes}")
     for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
@@ -131,4 +144,6 @@ def _load_network2(path: Path, n_threads):
             )
         net.weights[layer][...] = w
         net.biases[layer][...] = b
+    if not np.isfinite(net.params).all():
+        raise ValueError(f"{path}: weights or biases contain NaN or infinite values")
     return net

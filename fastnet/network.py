@@ -67,9 +67,10 @@ class Network:
         Hidden-layer activation.
     dtype : {"float64", "float32"}
         Parameter and arithmetic precision.
-    init : str
+    init : str or None
         Weight initializer name (see :data:`fastnet.init.INITIALIZERS`);
-        ``"default"`` is the book's N(0, 1/n_in).
+        ``"default"`` is the book's N(0, 1/n_in). None leaves every parameter
+        zero for the caller to fill (used when loading).
     bias_init : str, optional
         Bias initializer; by default the one that goes with `init`.
     seed : int, optional
@@ -118,7 +119,11 @@ class Network:
         self.biases = self.layout.bias_views(self.params)
         self._train_ws: TrainWorkspace | None = None
         self._eval_ws = EvalWorkspace(self.layout, self.dtype)
-        self.initialize(init, bias_init, **init_options)
+        if init is None:
+            self.init = self.bias_init = None
+            self._symmetric = False
+        else:
+            self.initialize(init, bias_init, **init_options)
 
     # -- structure ---------------------------------------------------------
     @property

@@ -245,11 +245,6 @@ def test_evaluate_truncated_model(evaluations):
     assert_usage_error(evaluations["half"], "half.npz")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.main catches FileNotFoundError but not IsADirectoryError/PermissionError: "
-    "`evaluate <a directory>` dies with a traceback",
-)
 def test_evaluate_directory(runs):
     assert_usage_error(runs["directory"])
 

@@ -186,11 +186,6 @@ def test_npz_from_newer_format(saved, tmp_path):
     message_names(info, bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io._load_npz passes sizes/cost/activation/dtype from the file straight to "
-    "Network(); their ValueError does not name the file, unlike the documented contract",
-)
 @pytest.mark.parametrize(
     "change",
     [
@@ -214,11 +209,6 @@ def test_missing_file(tmp_path):
         fastnet.load(tmp_path / "nope.npz")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a network loaded from a file gets init='zeros' (io builds it with init='zeros' "
-    "and never resets the symmetric flag), so training it warns SymmetryWarning",
-)
 def test_training_a_loaded_network_does_not_warn(saved):
     _, path = saved
     loaded = fastnet.load(path)

@@ -452,17 +452,11 @@ def test_read_only_inputs_work_and_stay_untouched(data):
     X, y = data
     Xr = X.copy()
     Xr.setflags(write=False)
-    # (y stays writeable: read-only labels compile new kernels, see the xfail below.)
     assert train_on(Xr, y).params.tobytes() == train_on(X, y).params.tobytes()
     assert not Xr.flags.writeable
     assert np.array_equal(Xr, X)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_data copies a read-only X but passes a read-only y through: a second "
-    "Numba specialization of every kernel is compiled (about 5 s) for read-only labels",
-)
 def test_read_only_labels_are_copied_like_read_only_inputs(data):
     X, y = data
     y = y.copy()

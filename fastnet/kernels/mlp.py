@@ -648,8 +648,24 @@ def batch_gradient_(
 
 @njit(**PARALLEL_OPTIONS)
 def sgd_many_(
-    params, p_off, tables, t_off, hidden, output, cost, X, labels, indptr, indices, orders,
-    mini_batch, eta, lmbda, n, work, w_off,
+    params,
+    p_off,
+    tables,
+    t_off,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    indptr,
+    indices,
+    orders,
+    mini_batch,
+    eta,
+    lmbda,
+    n,
+    work,
+    w_off,
 ):
     """One epoch for each of K independent networks, one network per thread.
 
@@ -695,6 +711,24 @@ def sgd_many_(
         deltas = pool[2 * rows : 3 * rows].reshape((nc, GRAD_CHUNK, n_z))
         grads = pool[3 * rows :].reshape((nc, p.shape[0]))
         sgd_serial_(
-            p, table, hidden[k], output[k], cost[k], X, labels, indptr, indices, orders[k], m,
-            0, (n + m - 1) // m, eta[k], lmbda[k], n, zs, acts, deltas, grads,
+            p,
+            table,
+            hidden[k],
+            output[k],
+            cost[k],
+            X,
+            labels,
+            indptr,
+            indices,
+            orders[k],
+            m,
+            0,
+            (n + m - 1) // m,
+            eta[k],
+            lmbda[k],
+            n,
+            zs,
+            acts,
+            deltas,
+            grads,
         )
