@@ -1,0 +1,277 @@
+"""The benchmark workloads and the one place that calls fastnet's kernels.
+
+Every training-kernel call of the suite goes through
+:func:`fastnet_epoch_slice`; when the epoch drivers, the workspace or the
+layout change, that function (with :func:`_prepared`, the data-derived kernel
+inputs it shares with :func:`fastnet_evaluator`) is the only thing to adapt.
+Everything else uses the public API (``Network``, ``Network.train``,
+``Network.accuracy``, ``Network._evaluate``) and ``fastnet.reference``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from fastnet import Network, reference
+
+#: The book's hyper-parameters (chapter 3): learning rate and L2 parameter.
+ETA = 0.1
+LMBDA = 5.0
+
+#: Both parameter precisions fastnet supports.
+DTYPES = ("float32", "float64")
+
+#: Seeds: network initialization, and the one sample order every timed slice
+#: walks (the same for fastnet and the reference).
+NET_SEED = 12345
+ORDER_SEED = 2024
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A training workload and how much of an epoch each implementation times.
+
+    Attributes
+    ----------
+    sizes : tuple of int
+        Layer widths, input first.
+    mini_batch : int
+    fastnet_batches, reference_batches : int
+        Mini-batches timed per round (the first ones of the epoch's order).
+        The reference may time fewer when it is slow; every figure is turned
+        into samples per second, so the slices need not match.
+    rounds : int
+        Timed rounds (after one untimed warm-up round).
+    """
+
+    sizes: tuple[int, ...]
+    mini_batch: int
+    fastnet_batches: int
+    reference_batches: int
+    rounds: int = 5
+
+    @property
+    def net_name(self) -> str:
+        return "-".join(map(str, self.sizes))
+
+    @property
+    def name(self) -> str:
+        return f"{self.net_name}-mb{self.mini_batch}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def n_weights(self) -> int:
+        return n_weights(self.sizes)
+
+    @property
+    def flops_per_sample(self) -> int:
+        return train_flops_per_sample(self.sizes)
+
+
+def n_weights(sizes) -> int:
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def train_flops_per_sample(sizes) -> int:
+    """FLOPs of one training sample, approximately ``2 * 3 * n_weights``.
+
+    One multiply and one add per weight in each of three passes: the forward
+    pass (``z = W a``), the backward pass (``delta_{l-1} = W^T delta_l``) and
+    the weight gradient (``grad_W += delta a^T``). It slightly overcounts (the
+    first layer needs no backward pass) and ignores the activations, the
+    biases and the once-per-mini-batch update, so GFLOP/s figures derived from
+    it are comparable across implementations but approximate.
+    """
+    return 2 * 3 * n_weights(sizes)
+
+
+def eval_flops_per_sample(sizes) -> int:
+    """FLOPs of one evaluated sample: the forward pass, ``2 * n_weights``."""
+    return 2 * n_weights(sizes)
+
+
+#: Training workloads (issue 6). Slices: ~5,000-10,000 samples for fastnet,
+#: fewer for the reference where it is slow.
+WORKLOADS = (
+    Workload((784, 30, 10), 10, fastnet_batches=1000, reference_batches=500),  # the book's
+    Workload((784, 100, 10), 10, fastnet_batches=1000, reference_batches=500),
+    Workload((784, 30, 10), 100, fastnet_batches=100, reference_batches=50),
+    Workload((784, 256, 128, 10), 64, fastnet_batches=80, reference_batches=40, rounds=3),
+)
+
+#: The book's workload: also timed as a whole epoch through ``Network.train``.
+BOOK = WORKLOADS[0]
+
+#: Workloads whose mini-batches are large enough for the parallel driver:
+#: the thread-scaling groups.
+THREAD_WORKLOADS = (WORKLOADS[2], WORKLOADS[3])
+
+#: Networks timed for evaluation over the 10,000 validation images.
+EVAL_SIZES = ((784, 30, 10), (784, 100, 10), (784, 256, 128, 10))
+THREAD_EVAL_SIZES = ((784, 30, 10), (784, 256, 128, 10))
+
+
+def make_network(sizes, dtype, n_threads=None) -> Network:
+    """A fresh network with the book's init, seeded (same weights every time)."""
+    return Network(list(sizes), dtype=dtype, seed=NET_SEED, n_threads=n_threads)
+
+
+def reference_params(net):
+    """The network's weights and biases as fresh lists of arrays (the
+    reference's format), so the reference starts from the same point."""
+    return [w.copy() for w in net.weights], [b.copy() for b in net.biases]
+
+
+def sample_order(n: int) -> np.ndarray:
+    """The fixed sample order every timed slice walks (int64, like Network.train)."""
+    return np.random.default_rng(ORDER_SEED).permutation(n).astype(np.int64)
+
+
+#: Per data set, what the kernels need besides X and y (e.g. the non-zero
+#: index of X), built once like ``Network.train`` builds it once per call and
+#: kept out of the timed rounds. Keyed by ``id(X)``; the value holds X alive.
+_PREPARED: dict[int, tuple[np.ndarray, dict]] = {}
+
+
+def _prepared(X) -> dict:
+    """Data-derived kernel arguments for `X`, by kernel parameter name."""
+    hit = _PREPARED.get(id(X))
+    if hit is not None and hit[0] is X:
+        return hit[1]
+    from fastnet import workspace
+
+    extra = {}
+    if hasattr(workspace, "nonzero_index"):
+        extra["indptr"], extra["indices"] = workspace.nonzero_index(X)
+    _PREPARED[id(X)] = (X, extra)
+    return extra
+
+
+@functools.cache
+def _parameter_names(kernel) -> tuple[str, ...]:
+    return tuple(inspect.signature(getattr(kernel, "py_func", kernel)).parameters)
+
+
+def fastnet_epoch_slice(net, X, y, order, mini_batch, n_batches, *, eta=ETA, lmbda=LMBDA):
+    """Run fastnet's compiled epoch driver on mini-batches ``0 .. n_batches-1``
+    of ``order``, exactly as ``Network.train`` runs an epoch (same driver
+    choice, same workspace, same decay ``1 - eta*lmbda/len(X)``), with no
+    Python work per mini-batch.
+
+    THE ONLY place that calls a training kernel; adapt it when the drivers,
+    ``TrainWorkspace`` or ``Network.train``'s driver choice change. The driver
+    arguments are bound by parameter name (``params``, ``X``, ``order``,
+    ``first``, ``zs``...), so a reordered signature needs no change here and a
+    new argument fails loudly, naming it.
+
+    Parameters
+    ----------
+    net : fastnet.Network
+        Trained in place.
+    X : ndarray, shape (n, sizes[0]), C-contiguous, dtype of the network
+    y : ndarray of int64, shape (n,)
+    order : ndarray of int64, shape (n,)
+    mini_batch : int
+    n_batches : int
+        0 only compiles (or loads from the cache) and touches nothing.
+
+    Returns
+    -------
+    str
+        ``"parallel"`` or ``"serial"``: the driver that ran.
+    """
+    from fastnet._config import PARALLEL_MIN_WORK
+    from fastnet.kernels import mlp
+    from fastnet.threads import resolve_threads
+    from fastnet.workspace import TrainWorkspace
+
+    n_threads = resolve_threads(net.n_threads)
+    numba.set_num_threads(n_threads)
+    parallel = n_threads > 1 and mini_batch * net.layout.n_weights >= PARALLEL_MIN_WORK
+    kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
+    ws = net._train_ws
+    if ws is None or ws.key != (net.sizes, net.dtype, mini_batch):
+        ws = net._train_ws = TrainWorkspace(net.layout, net.dtype, mini_batch)
+    hidden, output, cost = net._codes
+    values = {
+        "params": net.params,
+        "table": net.layout.table,
+        "hidden": hidden,
+        "output": output,
+        "cost": cost,
+        "X": X,
+        "labels": y,
+        "order": order,
+        "mini_batch": mini_batch,
+        "first": 0,
+        "last": n_batches,
+        "eta": eta,
+        "lmbda": lmbda,
+        "n": len(X),
+        **_prepared(X),
+    }
+    names = _parameter_names(kernel)
+    try:
+        args = [values[k] if k in values else getattr(ws, k) for k in names]
+    except AttributeError as e:
+        raise TypeError(f"bench/_workloads.py does not know {kernel.__name__}'s {e.name!r}") from e
+    kernel(*args)
+    return "parallel" if parallel else "serial"
+
+
+def fastnet_evaluator(net, X, y):
+    """A zero-argument callable timing ``net._evaluate`` on prepared data:
+    `X` already in the network's dtype and, if ``_evaluate`` takes one, the
+    data's non-zero index built once here rather than on every call."""
+    extra = _prepared(X)
+    if "index" in inspect.signature(net._evaluate).parameters and extra:
+        index = (extra["indptr"], extra["indices"])
+        return functools.partial(net._evaluate, X, y, index=index)
+    return functools.partial(net._evaluate, X, y)
+
+
+def reference_epoch_slice(weights, biases, X, y, order, mini_batch, n_batches):
+    """The reference on the same first mini-batches, with the same decay
+    (``n = len(X)``, not the slice length)."""
+    reference.sgd_epoch(
+        weights, biases, X, y, order[: n_batches * mini_batch], mini_batch, ETA, LMBDA, n=len(X)
+    )
+
+
+def timed_batches(benchmark, n_batches: int) -> int:
+    """Mini-batches per round: `n_batches`, or a twentieth of it in the smoke
+    run (``--benchmark-disable``, each body once), which checks that the
+    bodies run, not how fast."""
+    return n_batches if benchmark.enabled else max(1, n_batches // 20)
+
+
+def resolved_threads(net) -> int:
+    """The thread count the network's kernels run with."""
+    from fastnet.threads import resolve_threads
+
+    return resolve_threads(net.n_threads)
+
+
+def eval_info(benchmark, net, sizes, dtype, impl, api, samples, group_prefix="eval"):
+    """Group and extra_info of an evaluation benchmark (10,000 validation images)."""
+    name = "-".join(map(str, sizes))
+    benchmark.group = f"{group_prefix}-{name}-{dtype}"
+    benchmark.extra_info.update(
+        kind=group_prefix,
+        impl=impl,
+        api=api,
+        workload=name,
+        sizes=list(sizes),
+        dtype=dtype,
+        samples=samples,
+        n_threads=resolved_threads(net) if impl == "fastnet" else None,
+        # forward pass only: 2 * n_weights
+        flops_per_sample=eval_flops_per_sample(sizes),
+    )

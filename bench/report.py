@@ -1,0 +1,435 @@
+#!/usr/bin/env python
+"""Turn a pytest-benchmark JSON file from fastnet's benchmark suite into
+markdown tables::
+
+    python -m pytest bench --benchmark-only --benchmark-json=bench/results/latest.json
+    python bench/report.py bench/results/latest.json [--machine "..."] > table.md
+
+Tables: training throughput (fastnet vs the NumPy reference, same run, with
+GFLOP/s next to an estimate of the machine's peak), whole-epoch check,
+evaluation, thread scaling, start-up; each row carries issue 6's target and a
+pass/fail mark when the issue sets one. Every throughput is
+``extra_info["samples"] / median round time`` (``--stat min``: the best
+round); speedups are ratios of samples/s from the same run.
+
+Standard library only (plus bench/_machine.py, next to this file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _machine  # noqa: E402
+
+#: Issue 6: minimum fastnet/reference speedup per training workload and dtype.
+TRAIN_TARGETS = {
+    ("784-30-10-mb10", "float32"): 5.0,
+    ("784-30-10-mb10", "float64"): 3.0,
+    ("784-100-10-mb10", "float32"): 4.0,
+    ("784-30-10-mb100", "float32"): 2.0,
+    ("784-256-128-10-mb64", "float32"): 1.0,
+}
+#: Issue 6: evaluation of the 10,000 validation images, fastnet vs reference.
+EVAL_TARGET = 1.0
+#: Issue 6: mini-batch 100 and above, and evaluation, use every core:
+#: all-threads samples/s >= 1.6x the 1-thread figure on 2 cores.
+THREAD_TARGET = 1.6
+THREAD_TARGET_CORES = 2
+THREAD_TARGET_MIN_BATCH = 100
+#: Issue 6: a warm-cache ``python -m fastnet train --epochs 1`` spends under
+#: 2 s before its first epoch begins.
+STARTUP_TARGET = 2.0
+
+
+#: Which round time throughputs use: "median" (default) or "min" (the best
+#: round: closer to the machine's uncontended speed when other work competes).
+STAT = "median"
+
+
+def rate(bench) -> float:
+    """Samples per second: samples per round over the median (or best) round time."""
+    return bench["extra_info"]["samples"] / bench["stats"][STAT]
+
+
+def fmt_rate(x) -> str:
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def fmt_ratio(x) -> str:
+    return "—" if x is None else f"{x:.2f}x"
+
+
+def mark(ok) -> str:
+    if ok is None:
+        return "—"
+    return "pass" if ok else "**FAIL**"
+
+
+def target_cells(value, target, fmt="≥ {:.1f}x"):
+    if target is None:
+        return ["—", "—"]
+    return [fmt.format(target), mark(None if value is None else value >= target)]
+
+
+_NUMERIC = re.compile(r"^[-\d.,]+(x| \(upper bound\))?$|^—$|^$")
+
+
+def table(header, rows) -> str:
+    """Markdown table; columns whose cells are all numbers are right-aligned."""
+    aligns = [
+        "---:" if all(_NUMERIC.match(str(row[i])) for row in rows) else "---"
+        for i in range(len(header))
+    ]
+    out = ["| " + " | ".join(header) + " |", "| " + " | ".join(aligns) + " |"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def by_kind(benchmarks, kind):
+    return [b for b in benchmarks if b.get("extra_info", {}).get("kind") == kind]
+
+
+def groups_in_order(benchmarks):
+    """Group name -> its benchmarks, groups in the order they ran."""
+    groups: dict[str, list] = {}
+    for b in benchmarks:
+        groups.setdefault(b["group"], []).append(b)
+    return groups
+
+
+def pick(members, **match):
+    for b in members:
+        info = b["extra_info"]
+        if all(info.get(k) == v for k, v in match.items()):
+            return b
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# Sections
+# --------------------------------------------------------------------------- #
+
+
+def machine_section(data, machine_text, peak_source):
+    mi = data.get("machine_info", {})
+    fb = mi.get("fastnet_bench", {})
+    cpu = fb.get("cpu") or {}
+    lines = ["## Machine", ""]
+    if machine_text:
+        lines.append(f"- Machine: {machine_text}")
+    if cpu:
+        mhz = f"{cpu['mhz'] / 1000:.2f} GHz ({cpu['mhz_source']})" if cpu.get("mhz") else "?"
+        lines.append(
+            f"- CPU: {cpu.get('model')}, {cpu.get('physical_cores')} cores "
+            f"({cpu.get('logical_cpus')} logical), {mhz}, {cpu.get('vector')}"
+        )
+    else:
+        lines.append(f"- CPU: {mi.get('cpu', {}).get('brand_raw', mi.get('processor', '?'))}")
+    if fb:
+        lines.append(
+            f"- Numba {fb.get('numba')}, threading layer `{fb.get('numba_threading_layer')}`, "
+            f"{fb.get('numba_num_threads')} threads; NumPy {fb.get('numpy')} with "
+            f"{fb.get('blas')}; Python {data.get('python', mi.get('python_version', '?'))}"
+        )
+        if fb.get("env"):
+            env = ", ".join(f"{k}={v}" for k, v in fb["env"].items())
+            lines.append(f"- Environment: {env}")
+        if fb.get("load_average_at_end"):
+            la = ", ".join(map(str, fb["load_average_at_end"]))
+            lines.append(f"- Load average (1, 5, 15 min) when the run ended: {la}")
+    lines.append(f"- Peak (estimate, {peak_source}): {_peak_text(cpu)}")
+    lines.append(f"- Measured: {data.get('datetime', '?')}")
+    lines.append(f"- Command: `{data.get('command', 'python -m pytest bench --benchmark-only')}`")
+    return "\n".join(lines)
+
+
+def _peak_text(cpu):
+    if not cpu.get("peak_gflops_float32"):
+        return "unknown"
+    return (
+        f"{cpu['peak_gflops_float32']:.0f} GFLOP/s float32, "
+        f"{cpu['peak_gflops_float64']:.0f} GFLOP/s float64 = {cpu['peak_formula']}"
+    )
+
+
+def train_section(benchmarks, cpu):
+    header = [
+        "workload",
+        "dtype",
+        "fastnet samples/s",
+        "reference samples/s",
+        "speedup",
+        "target",
+        "",
+        "fastnet s/epoch",
+        "fastnet GFLOP/s",
+        "peak GFLOP/s (estimate)",
+        "reference GFLOP/s",
+    ]
+    rows, epoch_rows = [], []
+    for members in groups_in_order(by_kind(benchmarks, "train")).values():
+        fast = pick(members, impl="fastnet", mode="slice")
+        ref = pick(members, impl="reference")
+        whole = pick(members, impl="fastnet", mode="epoch")
+        info = (fast or ref or whole)["extra_info"]
+        wl, dtype = info["workload"], info["dtype"]
+        fpsamp = info["flops_per_sample"]
+        rf = rate(fast) if fast else None
+        rr = rate(ref) if ref else None
+        speedup = rf / rr if rf and rr else None
+        peak = cpu.get(f"peak_gflops_{dtype}")
+        rows.append(
+            [
+                f"`{wl}`",
+                dtype,
+                fmt_rate(rf),
+                fmt_rate(rr),
+                fmt_ratio(speedup),
+                *target_cells(speedup, TRAIN_TARGETS.get((wl, dtype))),
+                f"{50_000 / rf:.3f}" if rf else "—",
+                f"{rf * fpsamp / 1e9:.1f}" if rf else "—",
+                f"{peak:.0f}" if peak else "—",
+                f"{rr * fpsamp / 1e9:.1f}" if rr else "—",
+            ]
+        )
+        if whole:
+            rw = rate(whole)
+            call_s = whole["stats"][STAT]
+            loop = whole["extra_info"].get("epoch_seconds")
+            loop_s = statistics.median(loop) if loop else None
+            epoch_rows.append(
+                [
+                    f"`{wl}`",
+                    dtype,
+                    fmt_rate(rf),
+                    fmt_rate(rw),
+                    fmt_ratio(rw / rf if rf else None),
+                    f"{call_s:.3f}",
+                    f"{loop_s:.3f}" if loop_s else "—",
+                    f"{call_s - loop_s:.3f}" if loop_s else "—",
+                ]
+            )
+    if not rows:
+        return ""
+    out = [
+        "## Training throughput (fastnet vs the NumPy reference, same run)",
+        "",
+        table(header, rows),
+        "",
+        "Timed slices of an epoch (the first mini-batches of one fixed sample order, "
+        "from the same weights); s/epoch = 50,000 / samples/s. "
+        "GFLOP/s count ~2·3·n_weights FLOPs per sample (forward, backward, weight gradient).",
+    ]
+    if epoch_rows:
+        out += [
+            "",
+            "### Whole epoch through `Network.train` (is the slice representative?)",
+            "",
+            table(
+                [
+                    "workload",
+                    "dtype",
+                    "slice samples/s",
+                    "`train()` samples/s",
+                    "`train()` / slice",
+                    "`train()` call s",
+                    "epoch loop s",
+                    "per-call overhead s",
+                ],
+                epoch_rows,
+            ),
+            "",
+            "`train(data, 1, ...)` timed as a whole (one epoch of 50,000 samples); "
+            "epoch loop s is the epoch's own `seconds` in its history (the compiled loop "
+            "alone), the rest is per-call work (validating the data, building kernel "
+            "inputs, the compile/cache check), paid once per `train` call, not per epoch.",
+        ]
+    return "\n".join(out)
+
+
+def eval_section(benchmarks):
+    rows = []
+    for members in groups_in_order(by_kind(benchmarks, "eval")).values():
+        acc = pick(members, api="accuracy")
+        ev = pick(members, api="evaluate")
+        ref = pick(members, api="reference")
+        info = (acc or ev or ref)["extra_info"]
+        ra, re, rr = (rate(b) if b else None for b in (acc, ev, ref))
+        sa = ra / rr if ra and rr else None
+        se = re / rr if re and rr else None
+        rows.append(
+            [
+                f"`{info['workload']}`",
+                info["dtype"],
+                fmt_rate(ra),
+                fmt_rate(re),
+                fmt_rate(rr),
+                fmt_ratio(sa),
+                fmt_ratio(se),
+                *target_cells(sa, EVAL_TARGET),
+                f"{re * info['flops_per_sample'] / 1e9:.1f}" if re else "—",
+            ]
+        )
+    if not rows:
+        return ""
+    header = [
+        "network",
+        "dtype",
+        "`accuracy()` samples/s",
+        "`_evaluate` samples/s",
+        "reference samples/s",
+        "speedup `accuracy()`",
+        "speedup `_evaluate`",
+        "target",
+        "",
+        "`_evaluate` GFLOP/s",
+    ]
+    return "\n".join(
+        [
+            "## Evaluation (10,000 validation images)",
+            "",
+            table(header, rows),
+            "",
+            "`accuracy()` is the public call on the data as `load_mnist` returns it (float32: "
+            "a float64 network converts it on every call); `_evaluate` is the kernel on "
+            "arrays already in the network's dtype. Pass/fail is judged on `accuracy()`.",
+        ]
+    )
+
+
+def threads_section(benchmarks):
+    rows = []
+    for kind in ("threads-train", "threads-eval"):
+        for members in groups_in_order(by_kind(benchmarks, kind)).values():
+            one = pick(members, threads_label="1")
+            every = pick(members, threads_label="all")
+            info = (one or every)["extra_info"]
+            r1 = rate(one) if one else None
+            rn = rate(every) if every else None
+            ratio = rn / r1 if r1 and rn else None
+            n_all = every["extra_info"]["n_threads"] if every else None
+            applies = kind == "threads-eval" or info.get("mini_batch", 0) >= THREAD_TARGET_MIN_BATCH
+            if not applies:
+                target = ["— (mini-batch < 100)", "—"]
+            elif n_all != THREAD_TARGET_CORES:
+                target = [f"≥ {THREAD_TARGET}x on {THREAD_TARGET_CORES} cores", "n/a"]
+            else:
+                target = target_cells(ratio, THREAD_TARGET)
+            rows.append(
+                [
+                    kind.removeprefix("threads-"),
+                    f"`{info['workload']}`",
+                    info["dtype"],
+                    fmt_rate(r1),
+                    fmt_rate(rn),
+                    n_all if n_all is not None else "—",
+                    fmt_ratio(ratio),
+                    *target,
+                    (every or one)["extra_info"].get("driver", "—"),
+                ]
+            )
+    if not rows:
+        return ""
+    header = [
+        "what",
+        "workload",
+        "dtype",
+        "1 thread samples/s",
+        "all threads samples/s",
+        "threads",
+        "all / 1",
+        "target",
+        "",
+        "driver (all)",
+    ]
+    return "\n".join(["## Thread scaling (fastnet, same run)", "", table(header, rows)])
+
+
+def startup_section(benchmarks):
+    rows = []
+    for b in by_kind(benchmarks, "startup"):
+        info = b["extra_info"]
+        before = info["before_first_epoch_median"]
+        is_target = info["cache"] == "warm" and info["variant"] == "train-only"
+        rows.append(
+            [
+                info["cache"],
+                info["variant"],
+                len(info["wall_seconds"]),
+                f"{statistics.median(info['wall_seconds']):.2f}",
+                f"{statistics.median(info['epoch_seconds']):.2f}",
+                f"{before:.2f}" + (" (upper bound)" if info["includes_post_epoch"] else ""),
+                f"< {STARTUP_TARGET:.0f} s" if is_target else "—",
+                mark(before < STARTUP_TARGET) if is_target else "—",
+            ]
+        )
+    if not rows:
+        return ""
+    header = [
+        "JIT cache",
+        "variant",
+        "runs",
+        "wall s",
+        "epoch s",
+        "before first epoch s",
+        "target",
+        "",
+    ]
+    return "\n".join(
+        [
+            "## Start-up: fresh process to the end of the first epoch",
+            "",
+            table(header, rows),
+            "",
+            "`python -m fastnet train --epochs 1 --no-progress --quiet` in a subprocess with "
+            "`NUMBA_CACHE_DIR` fresh (cold) or filled by an earlier run (warm); before first "
+            "epoch = wall - the epoch's `seconds` from `--metrics`. `command` evaluates the "
+            "default monitors after the epoch (included, hence an upper bound); "
+            "`train-only` adds `--monitor=`. Medians over the runs.",
+        ]
+    )
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("json", help="a pytest-benchmark --benchmark-json file")
+    p.add_argument("--machine", help="free-text description of the machine to print")
+    p.add_argument(
+        "--stat",
+        choices=("median", "min"),
+        default="median",
+        help="round time used for samples/s (min: the best round, less sensitive to other load)",
+    )
+    args = p.parse_args(argv)
+    global STAT
+    STAT = args.stat
+    data = json.loads(Path(args.json).read_text())
+    benchmarks = data.get("benchmarks", [])
+    cpu = data.get("machine_info", {}).get("fastnet_bench", {}).get("cpu")
+    peak_source = "recorded with the run"
+    if not cpu:
+        cpu, peak_source = _machine.cpu_facts(), "from the machine running report.py"
+    sections = [
+        "# fastnet benchmarks",
+        machine_section(data, args.machine, peak_source),
+        train_section(benchmarks, cpu),
+        eval_section(benchmarks),
+        threads_section(benchmarks),
+        startup_section(benchmarks),
+        f"Throughput = samples per round / {STAT} round time. Targets are issue 6's; "
+        "benchmarks never assert them. Regenerate: "
+        f"`python bench/report.py {args.json}" + (" --stat min" if STAT == "min" else "") + "`.",
+    ]
+    print("\n\n".join(s for s in sections if s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Evaluation throughput: accuracy over the 10,000 validation images.
+
+One group per network and dtype (``eval-784-30-10-float32``), three entries:
+
+- ``accuracy``: the public ``net.accuracy((X, y))`` with the split as
+  ``load_mnist`` returns it (float32), so a float64 network pays the
+  validation and conversion of the data on every call;
+- ``evaluate``: ``net._evaluate(X, y)`` on arrays already in the network's
+  dtype, with any per-data-set kernel input (the non-zero index of X) built
+  once outside the timing (the compiled kernel alone);
+- ``reference``: ``fastnet.reference.accuracy`` on the same weights, with the
+  data in the network's dtype.
+
+Samples per round: 10,000. Nothing is asserted about speed.
+
+    python -m pytest bench/test_bench_eval.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import pytest
+from _workloads import (
+    DTYPES,
+    EVAL_SIZES,
+    eval_info,
+    fastnet_evaluator,
+    make_network,
+    reference_params,
+)
+
+from fastnet import reference
+
+ROUNDS = 5
+APIS = ("accuracy", "evaluate", "reference")
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", EVAL_SIZES, ids=lambda s: "-".join(map(str, s)))
+def test_eval(benchmark, validation, sizes, dtype, api):
+    net = make_network(sizes, dtype)
+    X, y = validation(dtype)
+    impl = "reference" if api == "reference" else "fastnet"
+    eval_info(benchmark, net, sizes, dtype, impl, api, len(y))
+    if api == "accuracy":
+        data = validation.raw
+        benchmark.pedantic(net.accuracy, args=(data,), rounds=ROUNDS, warmup_rounds=1)
+    elif api == "evaluate":
+        benchmark.pedantic(fastnet_evaluator(net, X, y), rounds=ROUNDS, warmup_rounds=1)
+    else:
+        benchmark.extra_info["threads_note"] = "NumPy BLAS default threads"
+        weights, biases = reference_params(net)
+        benchmark.pedantic(
+            reference.accuracy, args=(weights, biases, X, y), rounds=ROUNDS, warmup_rounds=1
+        )

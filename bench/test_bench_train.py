@@ -1,0 +1,144 @@
+"""Training throughput: fastnet's compiled epoch vs the NumPy reference.
+
+One pytest-benchmark group per workload and dtype, e.g.
+``train-784-30-10-mb10-float32``, holding side by side:
+
+- ``fastnet``: the first ``fastnet_batches`` mini-batches of a fixed sample
+  order through the compiled epoch driver (one call, no Python per batch);
+- ``reference``: ``fastnet.reference.sgd_epoch`` over the first
+  ``reference_batches`` mini-batches of the same order, from the same weights;
+- for the book's workload only, ``epoch``: one whole epoch through the public
+  ``Network.train``, a check that the slice timing is representative.
+
+Every round starts from the same weights (reset in the untimed setup); one
+untimed warm-up round keeps JIT compilation (or cache loading) out. Figures
+are reported as samples per second by bench/report.py from
+``extra_info["samples"]`` and the round time; nothing here asserts a speed.
+
+    python -m pytest bench/test_bench_train.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _workloads import (
+    BOOK,
+    DTYPES,
+    ETA,
+    LMBDA,
+    WORKLOADS,
+    fastnet_epoch_slice,
+    make_network,
+    reference_epoch_slice,
+    reference_params,
+    resolved_threads,
+    timed_batches,
+)
+
+
+def _info(benchmark, workload, dtype, impl, samples, n_threads, mode):
+    benchmark.group = f"train-{workload.name}-{dtype}"
+    benchmark.extra_info.update(
+        kind="train",
+        impl=impl,
+        mode=mode,
+        workload=workload.name,
+        sizes=list(workload.sizes),
+        mini_batch=workload.mini_batch,
+        dtype=dtype,
+        samples=samples,
+        n_threads=n_threads,
+        # ~2*3*n_weights: forward + backward + weight gradient (see _workloads).
+        flops_per_sample=workload.flops_per_sample,
+    )
+
+
+#: (workload, dtype, what): each group's benchmarks run back to back, so the
+#: load of the machine is as alike as possible for the figures compared.
+CASES = [
+    pytest.param(w, d, what, id=f"{w}-{d}-{what}")
+    for w in WORKLOADS
+    for d in DTYPES
+    for what in ("fastnet", "reference", *(("epoch",) if w is BOOK else ()))
+]
+
+
+@pytest.mark.parametrize(("workload", "dtype", "what"), CASES)
+def test_train(benchmark, training, order, workload, dtype, what):
+    X, y = training(dtype)
+    net = make_network(workload.sizes, dtype)
+    if what == "fastnet":
+        train_fastnet_slice(benchmark, net, X, y, order, workload, dtype)
+    elif what == "reference":
+        train_reference_slice(benchmark, net, X, y, order, workload, dtype)
+    else:
+        train_whole_epoch(benchmark, net, X, y, workload, dtype)
+
+
+def train_fastnet_slice(benchmark, net, X, y, order, workload, dtype):
+    """The first mini-batches of the order through the compiled epoch driver."""
+    p0 = net.params.copy()
+    mb, nb = workload.mini_batch, timed_batches(benchmark, workload.fastnet_batches)
+    driver = fastnet_epoch_slice(net, X, y, order, mb, 0)  # compile / load from cache
+    _info(benchmark, workload, dtype, "fastnet", mb * nb, resolved_threads(net), "slice")
+    benchmark.extra_info["driver"] = driver
+
+    def setup():
+        net.params[...] = p0
+
+    benchmark.pedantic(
+        fastnet_epoch_slice,
+        args=(net, X, y, order, mb, nb),
+        setup=setup,
+        rounds=workload.rounds,
+        warmup_rounds=1,
+    )
+
+
+def train_reference_slice(benchmark, net, X, y, order, workload, dtype):
+    """``reference.sgd_epoch`` on the first mini-batches, from the same weights."""
+    mb, nb = workload.mini_batch, timed_batches(benchmark, workload.reference_batches)
+    # The reference runs on NumPy's BLAS with its own default thread count.
+    _info(benchmark, workload, dtype, "reference", mb * nb, None, "slice")
+    benchmark.extra_info["threads_note"] = "NumPy BLAS default threads"
+
+    def setup():
+        weights, biases = reference_params(net)
+        return (weights, biases, X, y, order, mb, nb), {}
+
+    benchmark.pedantic(reference_epoch_slice, setup=setup, rounds=workload.rounds, warmup_rounds=1)
+
+
+def train_whole_epoch(benchmark, net, X, y, workload, dtype):
+    """One whole epoch (50,000 samples) through the public ``Network.train``."""
+    p0 = net.params.copy()
+    _info(benchmark, workload, dtype, "fastnet", len(X), resolved_threads(net), "epoch")
+    epoch_seconds = []
+
+    def setup():
+        net.params[...] = p0
+
+    def one_epoch():
+        history = net.train((X, y), 1, workload.mini_batch, ETA, LMBDA)
+        epoch_seconds.append(history.records[-1]["seconds"])
+
+    benchmark.pedantic(one_epoch, setup=setup, rounds=2, warmup_rounds=1)
+    # Network.train's own timing of the epoch loop (it excludes the per-call
+    # work: validating X, building kernel inputs, compiling or cache lookup);
+    # the first entry is the warm-up round's.
+    benchmark.extra_info["epoch_seconds"] = epoch_seconds[1:] or epoch_seconds
+
+
+def test_slice_matches_reference(training, order):
+    """Not a benchmark: the timed fastnet slice does the reference's work
+    (float64, the book's workload, 50 mini-batches, same weights and order).
+    Guards the kernel-level helper against binding arguments wrongly; runs in
+    the smoke run (``--benchmark-disable``), skipped by ``--benchmark-only``."""
+    X, y = training("float64")
+    net = make_network(BOOK.sizes, "float64")
+    weights, biases = reference_params(net)
+    fastnet_epoch_slice(net, X, y, order, BOOK.mini_batch, 50)
+    reference_epoch_slice(weights, biases, X, y, order, BOOK.mini_batch, 50)
+    for got, want in zip(net.weights + net.biases, weights + biases, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
