@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from fastnet._config import DTYPES
+from fastnet.kernels.mlp import all_finite
 
 
 def check_choice(value, choices: Iterable[str], argname: str, what: str) -> str:
@@ -108,7 +109,7 @@ def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype):
     if not X.flags.writeable:
         # Read-only arrays are a separate Numba type: copy rather than compile again.
         X = X.copy()
-    if not np.isfinite(X).all():
+    if not all_finite(X):
         raise ValueError(f"{argname}: X contains NaN or infinite values")
     y = np.ascontiguousarray(y, dtype=np.int64)
     if not y.flags.writeable:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK
-from fastnet.kernels.mlp import count_nonzero, n_chunks, nonzero_index_
+from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
 from fastnet.layout import Layout
 
 
@@ -72,8 +72,11 @@ def nonzero_index(X):
     >>> nonzero_index(np.array([[0.0, 2.0], [3.0, 4.0]]))
     (array([0, 1, 3]), array([1, 0, 1], dtype=int32))
     """
-    indptr = np.empty(X.shape[0] + 1, np.int64)
-    indices = np.empty(count_nonzero(X), np.int32)
+    counts = np.empty(X.shape[0], np.int64)
+    row_nonzeros_(X, counts)
+    indptr = np.zeros(X.shape[0] + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], np.int32)
     nonzero_index_(X, indptr, indices)
     return indptr, indices
 

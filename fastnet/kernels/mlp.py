@@ -25,6 +25,7 @@ parallel drivers and every thread count give identical bits.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK, JIT_OPTIONS, MAX_GRAD_CHUNKS, UPDATE_BLOCK
@@ -54,18 +55,17 @@ def n_chunks(m):
     return max(1, min((m + GRAD_CHUNK - 1) // GRAD_CHUNK, MAX_GRAD_CHUNKS))
 
 
-@njit(**JIT_OPTIONS)
-def count_nonzero(X):
-    """Number of non-zero entries of the 2-D array `X`."""
-    nnz = 0
-    for i in range(X.shape[0]):
+@njit(**PARALLEL_OPTIONS)
+def row_nonzeros_(X, counts):
+    """``counts[i] = number of non-zero entries in X[i]``, rows in parallel."""
+    for i in prange(X.shape[0]):
+        c = 0
         for k in range(X.shape[1]):
-            if X[i, k] != 0:
-                nnz += 1
-    return nnz
+            c += X[i, k] != 0
+        counts[i] = c
 
 
-@njit(**JIT_OPTIONS)
+@njit(**PARALLEL_OPTIONS)
 def nonzero_index_(X, indptr, indices):
     """Fill a compressed-row index of the non-zero entries of `X`.
 
@@ -73,19 +73,32 @@ def nonzero_index_(X, indptr, indices):
     ----------
     X : ndarray, shape (n, n_in)
     indptr : ndarray of int64, shape (n + 1,)
-        Overwritten: row ``i``'s columns are ``indices[indptr[i]:indptr[i+1]]``.
-    indices : ndarray of int32, shape (count_nonzero(X),)
-        Overwritten with the column of each non-zero entry, rows in order,
-        columns increasing.
+        Must hold the running sum of :func:`row_nonzeros_` (``indptr[0] = 0``):
+        row ``i``'s columns go to ``indices[indptr[i]:indptr[i+1]]``.
+    indices : ndarray of int32, shape (indptr[-1],)
+        Overwritten with the column of each non-zero entry, columns increasing
+        within each row. Rows are filled in parallel; each owns its slice.
     """
-    nnz = 0
-    for i in range(X.shape[0]):
-        indptr[i] = nnz
+    for i in prange(X.shape[0]):
+        q = indptr[i]
         for k in range(X.shape[1]):
-            if X[i, k] != 0:
-                indices[nnz] = k
-                nnz += 1
-    indptr[X.shape[0]] = nnz
+            # Write every column, advance only past non-zeros: no unpredictable
+            # branch on the pixel value (the guard is almost always true).
+            if q < indptr[i + 1]:
+                indices[q] = k
+            q += X[i, k] != 0
+
+
+@njit(**PARALLEL_OPTIONS)
+def all_finite(X):
+    """True if no entry of the 2-D array `X` is NaN or infinite."""
+    bad = 0
+    for i in prange(X.shape[0]):
+        row_bad = 0
+        for k in range(X.shape[1]):
+            row_bad += not np.isfinite(X[i, k])
+        bad += row_bad
+    return bad == 0
 
 
 @njit(**JIT_OPTIONS)
