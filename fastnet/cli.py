@@ -192,8 +192,13 @@ def _epoch_line(rec, epochs):
 
 def cmd_train(args):
     from fastnet._validation import check_number
+    from fastnet.cli_study import _track_line
     from fastnet.network import Network, resume
+    from fastnet.study import Tracker, train_tracked
 
+    track = getattr(args, "track", None) or ()
+    if track and args.resume is not None:
+        raise UsageError("--track cannot be combined with --resume")
     if args.resume is None:
         net = Network(
             args.sizes,
@@ -205,24 +210,26 @@ def cmd_train(args):
             seed=args.seed,
             n_threads=args.threads,
         )
+        if net.sizes[0] != 784 or net.sizes[-1] != 10:
+            raise UsageError(
+                f"--sizes must start with 784 (MNIST pixels) and end with 10 (classes), "
+                f"got {','.join(map(str, net.sizes))}"
+            )
         # Validate the remaining numbers before the data loads, so typos fail fast.
         check_number(args.epochs, "--epochs", low=0, integer=True)
         check_number(args.batch_size, "--batch-size", low=1, integer=True)
         check_number(args.eta, "--eta", low=0, low_open=True)
         check_number(args.lmbda, "--lmbda", low=0)
+        check_number(args.track_samples, "--track-samples", low=1, integer=True)
     if args.limit is not None:
         check_number(args.limit, "--limit", low=1, integer=True)
     data = _load_data(args, fetch_if_missing=True)
     training = data.training
     if args.limit is not None:
         training = type(training)(training.X[: args.limit], training.y[: args.limit])
+    progress = not args.no_progress and not args.quiet
     t0 = time.perf_counter()
     if args.resume is not None:
-        epochs = None
-
-        def line(r):
-            print(_epoch_line(r, epochs), flush=True)
-
         from fastnet.checkpoint import load_checkpoint
 
         epochs = load_checkpoint(args.resume)[1]["train"]["epochs"]
@@ -231,32 +238,40 @@ def cmd_train(args):
             training,
             data.validation,
             metrics=args.metrics,
-            progress=not args.no_progress and not args.quiet,
-            callback=None if args.quiet else line,
+            progress=progress,
+            callback=None if args.quiet else lambda r: print(_epoch_line(r, epochs), flush=True),
             n_threads=args.threads,
         )
     else:
-        monitors = {f"monitor_{m}": True for m in args.monitor}
+        inputs = data.validation.X[: args.track_samples]
         if not args.quiet:
+            tracking = f", tracking {','.join(track)}" if track else ""
             print(
                 f"{net}, {args.epochs} epochs, mini-batch {args.batch_size}, eta {args.eta}, "
-                f"lambda {args.lmbda}, seed {args.seed}",
+                f"lambda {args.lmbda}, seed {args.seed}{tracking}",
                 flush=True,
             )
-        history = net.train(
+            if track:
+                print(f"before training  {_track_line(Tracker(net, track, inputs)())}", flush=True)
+
+        def show(rec):
+            print(f"{_epoch_line(rec, args.epochs)}  {_track_line(rec)}".rstrip(), flush=True)
+
+        history = train_tracked(
+            net,
             training,
             args.epochs,
             args.batch_size,
             args.eta,
             args.lmbda,
             evaluation_data=data.validation,
+            track=track,
+            track_inputs=inputs,
             metrics=args.metrics,
-            progress=not args.no_progress and not args.quiet,
-            callback=None
-            if args.quiet
-            else lambda r: print(_epoch_line(r, args.epochs), flush=True),
+            progress=progress,
+            callback=None if args.quiet else show,
             checkpoint_dir=args.checkpoint,
-            **monitors,
+            **{f"monitor_{m}": True for m in args.monitor},
         )
     if not args.quiet:
         per_epoch = sum(r["seconds"] for r in history.records) / max(1, len(history))
@@ -314,14 +329,14 @@ def main(argv=None) -> int:
         "train": cmd_train,
         "evaluate": cmd_evaluate,
         "data": cmd_data,
-        **cli_study.COMMANDS,  # compare-init, diagnose; train with --track
+        **cli_study.COMMANDS,  # compare-init, diagnose
     }[args.command]
     try:
         return handler(args)
     except (DataNotFoundError, DataFetchError) as e:
         print(f"fastnet: error: {e}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, FileNotFoundError, UsageError) as e:
+    except (ValueError, TypeError, OSError, UsageError) as e:
         print(f"fastnet: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ import numpy as np
 from fastnet._validation import check_number
 from fastnet.history import History
 from fastnet.kernels import mlp
-from fastnet.network import Network, SymmetryWarning
+from fastnet.network import DivergenceError, Network, SymmetryWarning
 from fastnet.threads import resolve_threads
 from fastnet.workspace import nonzero_index, train_pool_size
 
@@ -195,9 +195,13 @@ def train_many(
                     monitor_evaluation_cost,
                     monitor_evaluation_accuracy,
                 )
-            net._check_finite(
-                record, epoch, etas[i], last_good[p_off[i] : p_off[i + 1]], histories[i]
-            )
+            try:
+                net._check_finite(
+                    record, epoch, etas[i], last_good[p_off[i] : p_off[i + 1]], histories[i]
+                )
+            except DivergenceError as e:
+                e.network = i
+                raise
             if callback is not None:
                 callback(i, record)
             histories[i].append(record)

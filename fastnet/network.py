@@ -331,6 +331,7 @@ class Network:
         progress=False,
         callback=None,
         checkpoint_dir=None,
+        header_extra=None,
         _resume=None,
     ) -> History:
         """Train by mini-batch SGD with L2 regularization (network2's ``SGD``).
@@ -371,6 +372,9 @@ class Network:
             Write ``checkpoint.npz`` there after every epoch (atomically):
             parameters, generator state, epoch, history and configuration.
             :func:`fastnet.resume` continues from it bit for bit.
+        header_extra : dict, optional
+            JSON-able fields added to the history's header (and the metrics
+            file's header record), e.g. measurements taken before training.
 
         Returns
         -------
@@ -436,6 +440,8 @@ class Network:
             n_threads=n_threads,
             kernel="parallel" if parallel else "serial",
         )
+        if header_extra:
+            header.update(header_extra)
         train_config = {
             "epochs": epochs,
             "mini_batch_size": mini_batch_size,

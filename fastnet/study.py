@@ -18,7 +18,6 @@ The command line front end is :mod:`fastnet.cli_study`.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 import warnings
@@ -29,7 +28,7 @@ import numpy as np
 
 from fastnet._config import BOOK, DEFAULT_DTYPE
 from fastnet.diagnostics import DEFAULT_THRESHOLD, saturation_summary, weight_rms
-from fastnet.history import History, MetricsWriter, versions
+from fastnet.history import History, versions
 from fastnet.init import get_initializer
 from fastnet.network import DivergenceError, Network, SymmetryWarning
 
@@ -197,13 +196,9 @@ def train_tracked(
 
     Notes
     -----
-    The tracked fields are added by a :meth:`Network.train` callback. The
-    metrics file is written here rather than by :meth:`Network.train`, so that
-    its header can hold the ``"track"`` entry with the measurements before
-    training: the header comes from a zero-epoch call of
-    :meth:`Network.train` (which runs no mini-batch and changes nothing), and
-    each epoch's line is written and flushed as the epoch ends, as
-    :meth:`Network.train` would.
+    The tracked fields are added to each record by a :meth:`Network.train`
+    callback, which runs before the record is stored and written, so the
+    history, the metrics file and any checkpoint hold them.
     """
     track = check_track(track)
     if not track:
@@ -223,49 +218,31 @@ def train_tracked(
             source = training_data
         track_inputs = np.asarray(source[0])[:track_samples]
     tracker = Tracker(net, track, track_inputs, threshold)
-    initial = tracker()
-
-    # The header Network.train would write, from a run of zero epochs.
-    quiet = {k: v for k, v in train_kwargs.items() if k not in ("progress", "checkpoint_dir")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SymmetryWarning)
-        header = dict(net.train(training_data, 0, mini_batch_size, eta, lmbda, **quiet).header)
-    header["config"] = {**header["config"], "epochs": epochs}
-    header["track"] = {
-        "what": list(track),
-        "n_inputs": None if tracker.inputs is None else len(tracker.inputs),
-        "threshold": threshold,
-        "initial": initial,
+    extra = {
+        "track": {
+            "what": list(track),
+            "n_inputs": None if tracker.inputs is None else len(tracker.inputs),
+            "threshold": threshold,
+            "initial": tracker(),
+        }
     }
-    history = History(header)
-    writer = MetricsWriter(metrics, header) if metrics is not None else None
 
     def on_epoch(record):
         record.update(tracker())
-        history.append(record)
-        if writer is not None:
-            writer.write(record)
         if callback is not None:
             callback(record)
 
-    try:
-        net.train(
-            training_data,
-            epochs,
-            mini_batch_size,
-            eta,
-            lmbda,
-            metrics=None,
-            callback=on_epoch,
-            **train_kwargs,
-        )
-    except DivergenceError as e:
-        e.history = history
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
-    return history
+    return net.train(
+        training_data,
+        epochs,
+        mini_batch_size,
+        eta,
+        lmbda,
+        metrics=metrics,
+        callback=on_epoch,
+        header_extra=extra,
+        **train_kwargs,
+    )
 
 
 # --------------------------------------------------------------- many networks
@@ -358,9 +335,10 @@ def train_many(
 ) -> list[History]:
     """Train one network per config and return one History per config, in order.
 
-    The networks are independent (each has its own parameters and generator);
-    they are trained one after another. A multi-network kernel will replace the
-    loop without changing this interface.
+    Configs sharing a dtype and a number of epochs are trained together by
+    :func:`fastnet.many.train_many`: one kernel call per epoch advances all of
+    them, one network per thread, each getting exactly the bits it would get
+    trained alone.
 
     Parameters
     ----------
@@ -374,7 +352,7 @@ def train_many(
     track, track_inputs, threshold
         Per-epoch measurements, as for :func:`train_tracked`.
     n_threads : int, optional
-        Threads per network.
+        Threads to spread the networks over (default: all cores).
     on_epoch : callable, optional
         ``on_epoch(index, config, record)`` after each epoch of each network.
     on_done : callable, optional
@@ -384,10 +362,14 @@ def train_many(
     -------
     list of History
         Each header also holds ``"run"`` (the config), ``"wall_seconds"``
-        (construction, training and evaluation), ``"warnings"`` (messages of
-        warnings raised, e.g. :class:`~fastnet.network.SymmetryWarning`) and
-        ``"distinct_hidden_neurons"`` (per hidden layer, after training).
+        (construction, training and evaluation of its group of networks
+        trained together), ``"trained_together"`` (the group's size),
+        ``"warnings"`` (e.g. the :class:`~fastnet.network.SymmetryWarning` of
+        zero-initialized networks) and ``"distinct_hidden_neurons"`` (per
+        hidden layer, after training).
     """
+    from fastnet import many
+
     configs = list(configs)
     for c in configs:
         if not isinstance(c, RunConfig):
@@ -398,46 +380,70 @@ def train_many(
             "monitor_evaluation_accuracy": monitor_evaluation_accuracy,
             "monitor_evaluation_cost": monitor_evaluation_cost,
         }
+    groups = {}
+    for i, c in enumerate(configs):
+        groups.setdefault((np.dtype(c.dtype).name, c.epochs), []).append(i)
     cache = {}
-    histories = []
-    for i, config in enumerate(configs):
+    histories = [None] * len(configs)
+    for (dtype, epochs), members in groups.items():
         t0 = time.perf_counter()
+        nets = [configs[i].network() for i in members]
+        trackers = [Tracker(net, track, track_inputs, threshold) if track else None for net in nets]
+        initial = [t() if t is not None else None for t in trackers]
+
+        def callback(k, record, members=members, trackers=trackers):
+            if trackers[k] is not None:
+                record.update(trackers[k]())
+            if on_epoch is not None:
+                on_epoch(members[k], configs[members[k]], record)
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            net = config.network(n_threads)
             try:
-                history = train_tracked(
-                    net,
-                    _as_dtype(data, net.dtype, cache),
-                    config.epochs,
-                    config.mini_batch_size,
-                    config.eta,
-                    config.lmbda,
-                    evaluation_data=_as_dtype(evaluation_data, net.dtype, cache),
-                    track=track,
-                    track_inputs=track_inputs,
-                    threshold=threshold,
-                    callback=None if on_epoch is None else functools.partial(on_epoch, i, config),
+                group = many.train_many(
+                    nets,
+                    _as_dtype(data, np.dtype(dtype), cache),
+                    epochs,
+                    [configs[i].mini_batch_size for i in members],
+                    [configs[i].eta for i in members],
+                    [configs[i].lmbda for i in members],
+                    evaluation_data=_as_dtype(evaluation_data, np.dtype(dtype), cache),
+                    n_threads=n_threads,
+                    callback=callback,
                     **monitors,
                 )
             except DivergenceError as e:
+                c = configs[members[e.network]]
                 raise DivergenceError(
-                    f"network {i} ({config.init}, {list(config.sizes)}, seed {config.seed}): {e}",
+                    f"network {members[e.network]} ({c.init}, {list(c.sizes)}, seed {c.seed}): {e}",
                     e.epoch,
                     e.history,
                 ) from e
-        history.header["run"] = config.to_dict()
-        history.header["wall_seconds"] = time.perf_counter() - t0
-        history.header["warnings"] = [
-            {"category": w.category.__name__, "message": str(w.message)} for w in caught
-        ]
-        history.header["distinct_hidden_neurons"] = distinct_hidden_neurons(net)
+        wall = time.perf_counter() - t0
+        for k, i in enumerate(members):
+            history, net = group[k], nets[k]
+            history.header["run"] = configs[i].to_dict()
+            history.header["wall_seconds"] = wall
+            history.header["trained_together"] = len(members)
+            history.header["warnings"] = (
+                [{"category": "SymmetryWarning", "message": SYMMETRY_NOTE}]
+                if net._symmetric and len(net.sizes) > 2
+                else []
+            )
+            history.header["distinct_hidden_neurons"] = distinct_hidden_neurons(net)
+            if trackers[k] is not None:
+                history.header["track"] = {
+                    "what": list(trackers[k].track),
+                    "n_inputs": None if trackers[k].inputs is None else len(trackers[k].inputs),
+                    "threshold": threshold,
+                    "initial": initial[k],
+                }
+            histories[i] = history
+            if on_done is not None:
+                on_done(i, configs[i], net, history)
         # Recorded above; now passed on to the caller's warning filters.
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        histories.append(history)
-        if on_done is not None:
-            on_done(i, config, net, history)
     return histories
 
 
