@@ -25,3 +25,13 @@ __all__ = [
     "resume",
     "set_num_threads",
 ]
+
+
+def __getattr__(name):
+    # FastNetClassifier is loaded on first use, so that `import fastnet` does
+    # not import scikit-learn (an optional dependency: fastnet[sklearn]).
+    if name == "FastNetClassifier":
+        from fastnet.sklearn import FastNetClassifier
+
+        return FastNetClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fastnet import cli_study
 
     cli_study.add_commands(sub)
+    from fastnet import cli_sweep
+
+    cli_sweep.add_command(sub)
     return parser
 
 
@@ -323,13 +326,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="fastnet: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from fastnet import cli_study
+    from fastnet import cli_study, cli_sweep
 
     handler = {
         "train": cmd_train,
         "evaluate": cmd_evaluate,
         "data": cmd_data,
         **cli_study.COMMANDS,  # compare-init, diagnose
+        "sweep": cli_sweep.cmd_sweep,
     }[args.command]
     try:
         return handler(args)
