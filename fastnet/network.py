@@ -144,6 +144,21 @@ class Network:
             f"dtype={self.dtype.name!r})"
         )
 
+    def __getstate__(self):
+        # Views and work buffers are rebuilt on unpickling: pickled separately
+        # they would become copies, detached from `params`.
+        state = self.__dict__.copy()
+        for key in ("weights", "biases", "_train_ws", "_eval_ws"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.weights = self.layout.weight_views(self.params)
+        self.biases = self.layout.bias_views(self.params)
+        self._train_ws = None
+        self._eval_ws = EvalWorkspace(self.layout, self.dtype)
+
     def config(self) -> dict:
         """The network's configuration as plain JSON-able values."""
         return {
