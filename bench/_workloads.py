@@ -187,14 +187,14 @@ def fastnet_epoch_slice(net, X, y, order, mini_batch, n_batches, *, eta=ETA, lmb
     str
         ``"parallel"`` or ``"serial"``: the driver that ran.
     """
-    from fastnet._config import PARALLEL_MIN_WORK
     from fastnet.kernels import mlp
+    from fastnet.network import use_parallel
     from fastnet.threads import resolve_threads
     from fastnet.workspace import TrainWorkspace
 
     n_threads = resolve_threads(net.n_threads)
     numba.set_num_threads(n_threads)
-    parallel = n_threads > 1 and mini_batch * net.layout.n_weights >= PARALLEL_MIN_WORK
+    parallel = n_threads > 1 and use_parallel(mini_batch, net.layout.n_weights)
     kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
     ws = net._train_ws
     if ws is None or ws.key != (net.sizes, net.dtype, mini_batch):

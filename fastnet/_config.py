@@ -37,10 +37,17 @@ UPDATE_BLOCK = 4096
 #: partial sums are combined in chunk order, independent of the thread count.
 EVAL_CHUNKS = 64
 
-#: Multiply-adds per mini-batch (mini_batch * n_weights) above which the
-#: parallel epoch kernel is used. Below it thread launches cost more than they
-#: save (see README "Performance" for the measurement).
-PARALLEL_MIN_WORK = 1_000_000
+#: When the parallel epoch kernel is used: mini-batches of at least
+#: PARALLEL_MIN_WORK multiply-adds (mini_batch * n_weights) split into at least
+#: PARALLEL_MIN_CHUNKS chunks, or of at least PARALLEL_BIG_WORK whatever the
+#: chunk count. Measured on 2 cores, float32, parallel vs serial samples/s
+#: (python bench/crossover.py): [784,30,10] mb 32 0.71x,
+#: mb 64 1.38x, mb 200 1.61x; [784,100,10] mb 32 0.62x, mb 64 1.30x;
+#: [784,256,128,10] mb 17 1.07x, mb 32 1.36x, mb 64 1.61x. Mini-batches of at
+#: most GRAD_CHUNK samples are one chunk and always run the fused serial step.
+PARALLEL_MIN_WORK = 1_500_000
+PARALLEL_MIN_CHUNKS = 4
+PARALLEL_BIG_WORK = 5_000_000
 
 #: Relative tolerance for the float64 kernel-vs-reference comparisons.
 REFERENCE_RTOL = 1e-9

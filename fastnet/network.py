@@ -12,7 +12,12 @@ import numba
 import numpy as np
 
 from fastnet import io
-from fastnet._config import DEFAULT_DTYPE, PARALLEL_MIN_WORK
+from fastnet._config import (
+    DEFAULT_DTYPE,
+    PARALLEL_BIG_WORK,
+    PARALLEL_MIN_CHUNKS,
+    PARALLEL_MIN_WORK,
+)
 from fastnet._validation import check_choice, check_data, check_dtype, check_number
 from fastnet.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from fastnet.history import History, MetricsWriter, versions
@@ -438,7 +443,7 @@ class Network:
         m = min(mini_batch_size, n)
         n_batches = math.ceil(n / m)
         n_threads = self._threads()
-        parallel = n_threads > 1 and m * self.layout.n_weights >= PARALLEL_MIN_WORK
+        parallel = n_threads > 1 and use_parallel(m, self.layout.n_weights)
         kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
         if self._train_ws is None or self._train_ws.key != (self.sizes, self.dtype, m):
             self._train_ws = TrainWorkspace(self.layout, self.dtype, m)
@@ -552,6 +557,16 @@ class Network:
     def save(self, path):
         """Save to ``.npz`` (atomic write, no pickle). See :func:`fastnet.io.save`."""
         return io.save(self, path)
+
+
+def use_parallel(mini_batch: int, n_weights: int) -> bool:
+    """Whether mini-batches of this size go to the parallel epoch kernel (see
+    PARALLEL_MIN_WORK in fastnet._config for the measurements behind it)."""
+    work = mini_batch * n_weights
+    chunks = int(mlp.n_chunks(mini_batch))
+    return chunks > 1 and (
+        work >= PARALLEL_BIG_WORK or (work >= PARALLEL_MIN_WORK and chunks >= PARALLEL_MIN_CHUNKS)
+    )
 
 
 def _progress_bar(progress, total):

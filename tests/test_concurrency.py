@@ -17,7 +17,7 @@ from fastnet.threads import max_threads
 def test_two_threads_train_like_one_after_the_other(monkeypatch, mini_batch):
     if mini_batch == 200:
         # Force the parallel kernel on this small network.
-        monkeypatch.setattr("fastnet.network.PARALLEL_MIN_WORK", 0)
+        monkeypatch.setattr("fastnet.network.use_parallel", lambda m, n_weights: True)
     rng = np.random.default_rng(0)
     X, y = rng.random((2000, 40)), rng.integers(0, 10, 2000)
     X[X < 0.7] = 0

@@ -632,7 +632,7 @@ def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch):
     two, kernel_two = trained_bits(X, y, sizes, 2, mini_batch)
     assert kernel_one == "serial"
     n_weights = 784 * 30 + 30 * 10
-    parallel = mini_batch * n_weights >= network_module.PARALLEL_MIN_WORK
+    parallel = network_module.use_parallel(mini_batch, n_weights)
     assert kernel_two == ("parallel" if parallel else "serial")
     if mini_batch == 200:
         assert kernel_two == "parallel"  # the parallel path is really exercised
@@ -644,12 +644,12 @@ def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch):
 @pytest.mark.parametrize("mini_batch", [1, 10, 20, 40, 200])
 def test_serial_and_parallel_kernels_give_identical_bits(monkeypatch, data, dtype, mini_batch):
     X, y = data
-    monkeypatch.setattr(network_module, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(network_module, "use_parallel", lambda m, n_weights: True)
     parallel, kernel = trained_bits(X, y, SIZES, 2, mini_batch, dtype)
     assert kernel == "parallel"
     one, kernel = trained_bits(X, y, SIZES, 1, mini_batch, dtype)
     assert kernel == "serial"  # one thread never uses the parallel kernel
-    monkeypatch.setattr(network_module, "PARALLEL_MIN_WORK", 10**18)
+    monkeypatch.setattr(network_module, "use_parallel", lambda m, n_weights: False)
     serial, kernel = trained_bits(X, y, SIZES, 2, mini_batch, dtype)
     assert kernel == "serial"
     assert parallel == serial == one
