@@ -61,7 +61,9 @@ for dt in ("float32",):
                     b = min(b, time.perf_counter() - t)
                 res[name] = nb * mb / b
             work = mb * net.layout.n_weights
+            ratio = res["parallel"] / res["serial"]
             print(
-                f"{dt} {sizes} mb{mb} work {work / 1e6:.2f}M: serial {res['serial']:,.0f}/s parallel {res['parallel']:,.0f}/s ratio {res['parallel'] / res['serial']:.2f}",
+                f"{dt} {sizes} mb{mb} work {work / 1e6:.2f}M: serial {res['serial']:,.0f}/s "
+                f"parallel {res['parallel']:,.0f}/s ratio {ratio:.2f}",
                 flush=True,
             )
