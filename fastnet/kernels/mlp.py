@@ -119,6 +119,14 @@ def forward_sample_(params, table, hidden, output, x, cols, z, a):
         Columns of the non-zero entries of `x`, increasing.
     z, a : ndarray, shape (n_z,)
         Overwritten with every non-input layer's weighted input and activation.
+
+    Notes
+    -----
+    The first layer adds its non-zero inputs two at a time,
+    ``z += (x0 * row0 + x1 * row1)``, which halves the loads and stores of ``z``
+    (measured: its forward pass 17% faster on [784, 30, 10]; the same for hidden
+    layers gained 3%, within noise, and was left out). The order is fixed, so
+    the bits do not depend on the thread count.
     """
     n_layers = table.shape[0]
     for layer in range(n_layers):
@@ -131,7 +139,19 @@ def forward_sample_(params, table, hidden, output, x, cols, z, a):
         for j in range(n_out):
             zl[j] = params[b_off + j]
         if layer == 0:
-            for q in range(cols.shape[0]):
+            nq = cols.shape[0]
+            q = 0
+            while q + 1 < nq:
+                k0 = cols[q]
+                k1 = cols[q + 1]
+                x0 = x[k0]
+                x1 = x[k1]
+                w0 = params[w_off + k0 * n_out : w_off + (k0 + 1) * n_out]
+                w1 = params[w_off + k1 * n_out : w_off + (k1 + 1) * n_out]
+                for j in range(n_out):
+                    zl[j] += x0 * w0[j] + x1 * w1[j]
+                q += 2
+            if q < nq:
                 k = cols[q]
                 xk = x[k]
                 w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
