@@ -352,6 +352,50 @@ def threads_section(benchmarks):
     return "\n".join(["## Thread scaling (fastnet, same run)", "", table(header, rows)])
 
 
+MANY_TARGET = 1.2
+
+
+def many_section(benchmarks):
+    """K networks trained together vs one alone: wall time of an epoch."""
+    rows = []
+    for members in groups_in_order(by_kind(benchmarks, "many")).values():
+        one = pick(members, networks=1)
+        for other in members:
+            k = other["extra_info"]["networks"]
+            if k == 1 or one is None:
+                continue
+            t1, tk = one["stats"][STAT], other["stats"][STAT]
+            ratio = tk / t1
+            ok = ratio <= MANY_TARGET if k == 2 else None
+            rows.append(
+                [
+                    f"`{other['extra_info']['workload']}`",
+                    other["extra_info"]["dtype"],
+                    f"{t1:.3f}",
+                    k,
+                    f"{tk:.3f}",
+                    f"{ratio:.2f}x",
+                    f"≤ {MANY_TARGET}x" if k == 2 else "—",
+                    mark(ok) if ok is not None else "—",
+                ]
+            )
+    if not rows:
+        return ""
+    header = [
+        "workload",
+        "dtype",
+        "one network s/epoch",
+        "K",
+        "K together s/epoch",
+        "together / one",
+        "target",
+        "",
+    ]
+    return "\n".join(
+        ["## Several networks at once (`fastnet.many.train_many`)", "", table(header, rows)]
+    )
+
+
 def startup_section(benchmarks):
     rows = []
     for b in by_kind(benchmarks, "startup"):
@@ -422,6 +466,7 @@ def main(argv=None):
         train_section(benchmarks, cpu),
         eval_section(benchmarks),
         threads_section(benchmarks),
+        many_section(benchmarks),
         startup_section(benchmarks),
         f"Throughput = samples per round / {STAT} round time. Targets are issue 6's; "
         "benchmarks never assert them. Regenerate: "

@@ -143,6 +143,8 @@ def train_many(
     eta_arr = np.array(etas, np.float64)
     lmbda_arr = np.array(lmbdas, np.float64)
     orders = np.empty((k, n), np.int64)
+    # Most work first (weights per sample), dealt to threads round-robin.
+    schedule = np.argsort([-net.layout.n_weights for net in nets], kind="stable").astype(np.int64)
 
     threads = resolve_threads(n_threads)
     histories = [
@@ -169,7 +171,20 @@ def train_many(
         # Monitoring sets each network's own thread count; reset it per call.
         numba.set_num_threads(threads)
         t0 = time.perf_counter()
-        mlp.sgd_many_(params, p_off, *args, orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off)
+        mlp.sgd_many_(
+            params,
+            p_off,
+            *args,
+            orders,
+            mb_arr,
+            eta_arr,
+            lmbda_arr,
+            n,
+            work,
+            w_off,
+            schedule,
+            threads,
+        )
         seconds = time.perf_counter() - t0
         for i, net in enumerate(nets):
             net.params[...] = params[p_off[i] : p_off[i + 1]]

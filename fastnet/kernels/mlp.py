@@ -699,6 +699,8 @@ def sgd_many_(
     n,
     work,
     w_off,
+    schedule,
+    n_threads,
 ):
     """One epoch for each of K independent networks, one network per thread.
 
@@ -728,40 +730,95 @@ def sgd_many_(
     n : int
         Training-set size.
     work : ndarray, shape (sum of pool sizes,)
+    schedule : ndarray of int64, shape (K,)
+        Network indices, most work first; they are dealt to threads
+        round-robin (a contiguous split could give one thread all the large
+        networks). Which thread runs a network never changes its bits.
+    n_threads : int
+        Threads to deal the networks to (the caller's Numba thread count).
     """
     n_nets = p_off.shape[0] - 1
-    for k in prange(n_nets):
-        table = tables[t_off[k] : t_off[k + 1]]
-        p = params[p_off[k] : p_off[k + 1]]
-        m = mini_batch[k]
-        nc = n_chunks(m)
-        last = table.shape[0] - 1
-        n_z = table[last, Z_OFF] + table[last, N_OUT]
-        rows = nc * GRAD_CHUNK * n_z
-        pool = work[w_off[k] : w_off[k + 1]]
-        zs = pool[:rows].reshape((nc, GRAD_CHUNK, n_z))
-        acts = pool[rows : 2 * rows].reshape((nc, GRAD_CHUNK, n_z))
-        deltas = pool[2 * rows : 3 * rows].reshape((nc, GRAD_CHUNK, n_z))
-        grads = pool[3 * rows :].reshape((nc, p.shape[0]))
-        sgd_serial_(
-            p,
-            table,
-            hidden[k],
-            output[k],
-            cost[k],
-            X,
-            labels,
-            indptr,
-            indices,
-            orders[k],
-            m,
-            0,
-            (n + m - 1) // m,
-            eta[k],
-            lmbda[k],
-            n,
-            zs,
-            acts,
-            deltas,
-            grads,
-        )
+    n_lanes = max(1, min(n_threads, n_nets))
+    for t in prange(n_lanes):
+        for i in range(t, n_nets, n_lanes):
+            k = schedule[i]
+            _sgd_one_of_many_(
+                params,
+                p_off,
+                tables,
+                t_off,
+                hidden,
+                output,
+                cost,
+                X,
+                labels,
+                indptr,
+                indices,
+                orders,
+                mini_batch,
+                eta,
+                lmbda,
+                n,
+                work,
+                w_off,
+                k,
+            )
+
+
+@njit(**JIT_OPTIONS)
+def _sgd_one_of_many_(
+    params,
+    p_off,
+    tables,
+    t_off,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    indptr,
+    indices,
+    orders,
+    mini_batch,
+    eta,
+    lmbda,
+    n,
+    work,
+    w_off,
+    k,
+):
+    """Network ``k``'s epoch inside :func:`sgd_many_`."""
+    table = tables[t_off[k] : t_off[k + 1]]
+    p = params[p_off[k] : p_off[k + 1]]
+    m = mini_batch[k]
+    nc = n_chunks(m)
+    last = table.shape[0] - 1
+    n_z = table[last, Z_OFF] + table[last, N_OUT]
+    rows = nc * GRAD_CHUNK * n_z
+    pool = work[w_off[k] : w_off[k + 1]]
+    zs = pool[:rows].reshape((nc, GRAD_CHUNK, n_z))
+    acts = pool[rows : 2 * rows].reshape((nc, GRAD_CHUNK, n_z))
+    deltas = pool[2 * rows : 3 * rows].reshape((nc, GRAD_CHUNK, n_z))
+    grads = pool[3 * rows :].reshape((nc, p.shape[0]))
+    sgd_serial_(
+        p,
+        table,
+        hidden[k],
+        output[k],
+        cost[k],
+        X,
+        labels,
+        indptr,
+        indices,
+        orders[k],
+        m,
+        0,
+        (n + m - 1) // m,
+        eta[k],
+        lmbda[k],
+        n,
+        zs,
+        acts,
+        deltas,
+        grads,
+    )
