@@ -522,9 +522,9 @@ def _load_pickle(path: Path, dtype: np.dtype, trust_data: bool) -> MNIST:
     # Hash the very bytes that get unpickled: hashing the file and then
     # re-opening it would let it change in between.
     raw = path.read_bytes()
+    actual = hashlib.sha256(raw).hexdigest()
+    expected = MNIST_FILES[PICKLE_NAME]
     if not trust_data:
-        actual = hashlib.sha256(raw).hexdigest()
-        expected = MNIST_FILES[PICKLE_NAME]
         if actual != expected:
             raise ValueError(
                 f"{path}: sha256 checksum mismatch: expected {expected} (the book's "
@@ -533,6 +533,13 @@ def _load_pickle(path: Path, dtype: np.dtype, trust_data: bool) -> MNIST:
                 f"Re-fetch it with `python -m fastnet data fetch`, or pass trust_data=True "
                 f"(--trust-data on the command line) if you trust this file."
             )
+    # The known pickle, once unpickled, is kept decompressed (.npz, no pickle)
+    # in the user cache: it loads in a third of the time (start-up budget).
+    cache = decoded_cache_path() if actual == expected else None
+    if cache is not None:
+        cached = _load_decoded(cache, dtype)
+        if cached is not None:
+            return cached
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
             obj = _NumpyOnlyUnpickler(f, encoding="latin1").load()
@@ -549,12 +556,55 @@ def _load_pickle(path: Path, dtype: np.dtype, trust_data: bool) -> MNIST:
         ) from None
     if not isinstance(obj, tuple | list) or len(obj) != 3:
         raise ValueError(f"{path}: expected a (training, validation, test) tuple")
-    return MNIST(
+    mnist = MNIST(
         *(
             _split_from_pickle(part, what, path, dtype)
             for part, what in zip(obj, MNIST._fields, strict=True)
         )
     )
+    if cache is not None:
+        _save_decoded(cache, mnist)
+    return mnist
+
+
+def decoded_cache_path() -> Path:
+    """Where the decompressed copy of the known MNIST pickle is kept."""
+    return _cache_dir() / f"mnist-{MNIST_FILES[PICKLE_NAME][:16]}.npz"
+
+
+def _save_decoded(cache: Path, mnist: MNIST) -> None:
+    # float32 is the pickle's own precision (pixels are k/256): exact either way.
+    arrays = {}
+    for name, split in zip(MNIST._fields, mnist, strict=True):
+        arrays[f"{name}_X"] = split.X.astype(np.float32, copy=False)
+        arrays[f"{name}_y"] = split.y
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache, "wb") as f:
+            np.savez(f, **arrays)
+    except OSError as exc:  # a read-only home: just no cache
+        _log.info("not caching decoded MNIST at %s: %s", cache, exc)
+
+
+def _load_decoded(cache: Path, dtype: np.dtype) -> MNIST | None:
+    """The cached arrays, or None if there is no usable cache."""
+    if not cache.exists():
+        return None
+    try:
+        with open(cache, "rb") as f, np.load(f, allow_pickle=False) as z:
+            splits = [
+                Split(np.ascontiguousarray(z[f"{name}_X"], dtype=dtype), z[f"{name}_y"])
+                for name in MNIST._fields
+            ]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        _log.warning("ignoring unreadable MNIST cache %s (%s); re-reading the pickle", cache, exc)
+        return None
+    sizes = (N_TRAINING, 10_000, 10_000)
+    for split, n in zip(splits, sizes, strict=True):
+        if split.X.shape != (n, _N_PIXELS) or split.y.shape != (n,):
+            _log.warning("ignoring MNIST cache %s with unexpected shapes", cache)
+            return None
+    return MNIST(*splits)
 
 
 def load_mnist(

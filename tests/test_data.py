@@ -493,3 +493,38 @@ def test_sha256_file(tmp_path):
     assert sha256_file(path) == hashlib.sha256(b"abc" * 500_000).hexdigest()
     shutil.copy(path, tmp_path / "g")
     assert sha256_file(tmp_path / "g") == sha256_file(path)
+
+
+def test_known_pickle_is_cached_decoded_and_the_cache_is_used(mnist_dir, tmp_path, monkeypatch):
+    import fastnet.data as data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = data.load_mnist(mnist_dir)
+    cache = data.decoded_cache_path()
+    assert cache.parent == tmp_path / "fastnet" and cache.exists()
+    with np.load(cache, allow_pickle=False) as z:
+        assert z["training_X"].dtype == np.float32
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("the pickle was unpickled although the cache is there")
+
+    monkeypatch.setattr(data, "_NumpyOnlyUnpickler", no_unpickling)
+    for dtype in (np.float32, np.float64):
+        again = data.load_mnist(mnist_dir, dtype=dtype)
+        for a, b in zip(first, again, strict=True):
+            assert b.X.dtype == dtype
+            np.testing.assert_array_equal(a.X, b.X)
+            np.testing.assert_array_equal(a.y, b.y)
+
+
+def test_a_damaged_cache_falls_back_to_the_pickle(mnist_dir, tmp_path, monkeypatch):
+    import fastnet.data as data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = data.decoded_cache_path()
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"PK\x03\x04 not really a zip")
+    loaded = data.load_mnist(mnist_dir)
+    assert loaded.training.X.shape == (50_000, 784)
+    with np.load(cache, allow_pickle=False) as z:  # rewritten from the pickle
+        np.testing.assert_array_equal(z["test_y"], loaded.test.y)
