@@ -286,6 +286,36 @@ def chunk_gradient_(
 
 
 @njit(**JIT_OPTIONS)
+def chunk_gradients_(
+    params, table, hidden, output, cost, X, labels, indptr, indices, batch, zs, acts, deltas, grads
+):
+    """Each chunk's gradient sum for the mini-batch ``X[batch]`` into
+    ``grads[c]``, one chunk after another (the parallel driver runs the same
+    chunks in a ``prange``). Returns the number of chunks, ``n_chunks(len(batch))``.
+    """
+    m = batch.shape[0]
+    nc = n_chunks(m)
+    for c in range(nc):
+        chunk_gradient_(
+            params,
+            table,
+            hidden,
+            output,
+            cost,
+            X,
+            labels,
+            indptr,
+            indices,
+            batch[(c * m) // nc : ((c + 1) * m) // nc],
+            zs[c],
+            acts[c],
+            deltas[c],
+            grads[c],
+        )
+    return nc
+
+
+@njit(**JIT_OPTIONS)
 def fused_step_(
     params,
     table,
@@ -430,23 +460,22 @@ def sgd_serial_(
                 deltas[0],
             )
             continue
-        for c in range(nc):
-            chunk_gradient_(
-                params,
-                table,
-                hidden,
-                output,
-                cost,
-                X,
-                labels,
-                indptr,
-                indices,
-                batch[(c * m) // nc : ((c + 1) * m) // nc],
-                zs[c],
-                acts[c],
-                deltas[c],
-                grads[c],
-            )
+        chunk_gradients_(
+            params,
+            table,
+            hidden,
+            output,
+            cost,
+            X,
+            labels,
+            indptr,
+            indices,
+            batch,
+            zs,
+            acts,
+            deltas,
+            grads,
+        )
         update_block_(params, grads, nc, n_weights, decay, step, 0, params.shape[0])
 
 
@@ -655,25 +684,22 @@ def batch_gradient_(
     grads : ndarray, shape (n_chunks(len(idx)), n_params)
         Per-chunk sums; on return ``grads[0]`` holds the total.
     """
-    m = idx.shape[0]
-    nc = n_chunks(m)
-    for c in range(nc):
-        chunk_gradient_(
-            params,
-            table,
-            hidden,
-            output,
-            cost,
-            X,
-            labels,
-            indptr,
-            indices,
-            idx[(c * m) // nc : ((c + 1) * m) // nc],
-            zs[c],
-            acts[c],
-            deltas[c],
-            grads[c],
-        )
+    nc = chunk_gradients_(
+        params,
+        table,
+        hidden,
+        output,
+        cost,
+        X,
+        labels,
+        indptr,
+        indices,
+        idx,
+        zs,
+        acts,
+        deltas,
+        grads,
+    )
     for c in range(1, nc):
         for p in range(grads.shape[1]):
             grads[0, p] += grads[c, p]
