@@ -383,7 +383,7 @@ class Network:
             JSON lines file: a header, then one record per epoch, flushed as
             each epoch ends.
         progress : bool
-            Show a progress bar within each epoch (needs tqdm and a terminal).
+            Show a progress bar within each epoch (on a terminal only).
         callback : callable, optional
             Called with each epoch's record (a dict) as the epoch ends, before
             the record is stored and written: fields it adds (JSON-able) go
@@ -491,8 +491,9 @@ class Network:
         if writer is not None:
             for record in history.records:
                 writer.write(record)
-        bar = _progress_bar(progress, n_batches)
-        step = max(1, n_batches // _PROGRESS_STEPS) if bar is not None else n_batches
+        show_bar = _progress_bar_wanted(progress)
+        step = max(1, n_batches // _PROGRESS_STEPS) if show_bar else n_batches
+        bar = None
         # Zero mini-batches: compiles (or loads from the cache) before any
         # epoch is timed, and touches nothing.
         net_args = (self.params, self.layout.table, *self._codes)
@@ -502,15 +503,18 @@ class Network:
         try:
             for epoch in range(start_epoch, epochs + 1):
                 order = self.rng.permutation(n)
-                if bar is not None:
-                    bar.reset()
-                    bar.set_description(f"epoch {epoch}/{epochs}")
+                if show_bar:
+                    bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}")
                 t0 = time.perf_counter()
                 for first in range(0, n_batches, step):
                     last = min(first + step, n_batches)
                     kernel(*net_args, *data_args, order, m, first, last, *hyper)
                     if bar is not None:
                         bar.update(last - first)
+                if bar is not None:
+                    # Erased before the epoch's line is printed.
+                    bar.close()
+                    bar = None
                 record = {"epoch": epoch, "seconds": time.perf_counter() - t0}
                 self._monitor(
                     record,
@@ -569,15 +573,22 @@ def use_parallel(mini_batch: int, n_weights: int) -> bool:
     )
 
 
-def _progress_bar(progress, total):
-    """A tqdm bar when asked for, tqdm is installed and stderr is a terminal."""
+def _progress_bar_wanted(progress) -> bool:
+    """Progress bars only when asked for, on a terminal, with tqdm installed."""
     if not progress or not sys.stderr.isatty():
-        return None
+        return False
     try:
-        from tqdm import tqdm
+        import tqdm  # noqa: F401
     except ImportError:
-        return None
-    return tqdm(total=total, unit="batch", leave=False)
+        return False
+    return True
+
+
+def _progress_bar(total, description):
+    """One epoch's bar; it erases itself when closed."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="batch", leave=False)
 
 
 def resume(
