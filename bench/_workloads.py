@@ -197,8 +197,9 @@ def fastnet_epoch_slice(net, X, y, order, mini_batch, n_batches, *, eta=ETA, lmb
     parallel = n_threads > 1 and use_parallel(mini_batch, net.layout.n_weights)
     kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
     ws = net._train_ws
-    if ws is None or ws.key != (net.sizes, net.dtype, mini_batch):
-        ws = net._train_ws = TrainWorkspace(net.layout, net.dtype, mini_batch)
+    n_lanes = n_threads if parallel else 1
+    if ws is None or ws.key != (net.sizes, net.dtype, mini_batch, n_lanes):
+        ws = net._train_ws = TrainWorkspace(net.layout, net.dtype, mini_batch, n_lanes)
     hidden, output, cost = net._codes
     values = {
         "params": net.params,

@@ -1,6 +1,10 @@
 """Serial vs parallel epoch kernel, samples/s, for choosing the crossover in
-fastnet._config (PARALLEL_MIN_WORK...). Run: python bench/crossover.py"""
+fastnet._config (PARALLEL_MIN_WORK, PARALLEL_FUSED_MIN_WORK, ...).
 
+Run: python bench/crossover.py [float32|float64 ...]
+"""
+
+import sys
 import time
 
 import numpy as np
@@ -8,62 +12,68 @@ import numpy as np
 from fastnet import Network
 from fastnet.data import load_mnist
 from fastnet.kernels import mlp
+from fastnet.threads import max_threads
 from fastnet.workspace import TrainWorkspace, nonzero_index
 
-d = load_mnist()
-y = d.training.y
-for dt in ("float32",):
-    X = d.training.X.astype(dt)
-    idx = nonzero_index(X)
-    for sizes in ([784, 30, 10], [784, 100, 10], [784, 256, 128, 10]):
-        for mb in (17, 32, 64, 100, 200):
-            net = Network(sizes, dtype=dt, seed=0)
-            ws = TrainWorkspace(net.layout, net.dtype, mb)
-            order = np.arange(len(X))
-            nb = 10000 // mb
-            res = {}
-            for name, k in (("serial", mlp.sgd_serial_), ("parallel", mlp.sgd_parallel_)):
-                k(
-                    net.params,
-                    net.layout.table,
-                    *net._codes,
+SIZES = ([784, 30, 10], [784, 100, 10], [784, 256, 128, 10])
+MINI_BATCHES = (1, 2, 4, 6, 10, 16, 17, 32, 64, 100, 200)
+
+
+def samples_per_second(kernel, net, ws, X, y, idx, order, mb, n_batches):
+    args = (net.layout.table, *net._codes, X, y, *idx, order, mb)
+    tail = (0.1, 5.0, 50000, *ws.buffers)
+    kernel(net.params, *args, 0, 1, *tail)  # compile, warm the caches
+    best = 1e9
+    for _ in range(3):
+        t = time.perf_counter()
+        kernel(net.params, *args, 0, n_batches, *tail)
+        best = min(best, time.perf_counter() - t)
+    return n_batches * mb / best
+
+
+def main(dtypes):
+    d = load_mnist()
+    y = d.training.y
+    n_threads = max_threads()
+    for dt in dtypes:
+        X = d.training.X.astype(dt)
+        idx = nonzero_index(X)
+        # A shuffled order, as in training (sequential order flatters both).
+        order = np.random.default_rng(0).permutation(len(X))
+        for sizes in SIZES:
+            for mb in MINI_BATCHES:
+                net = Network(sizes, dtype=dt, seed=0)
+                n_batches = max(1, (10000 if len(sizes) == 3 else 3000) // mb)
+                serial = samples_per_second(
+                    mlp.sgd_serial_,
+                    net,
+                    TrainWorkspace(net.layout, net.dtype, mb),
                     X,
                     y,
-                    *idx,
+                    idx,
                     order,
                     mb,
-                    0,
-                    1,
-                    0.1,
-                    5.0,
-                    50000,
-                    *ws.buffers,
+                    n_batches,
                 )
-                b = 1e9
-                for _ in range(3):
-                    t = time.perf_counter()
-                    k(
-                        net.params,
-                        net.layout.table,
-                        *net._codes,
-                        X,
-                        y,
-                        *idx,
-                        order,
-                        mb,
-                        0,
-                        nb,
-                        0.1,
-                        5.0,
-                        50000,
-                        *ws.buffers,
-                    )
-                    b = min(b, time.perf_counter() - t)
-                res[name] = nb * mb / b
-            work = mb * net.layout.n_weights
-            ratio = res["parallel"] / res["serial"]
-            print(
-                f"{dt} {sizes} mb{mb} work {work / 1e6:.2f}M: serial {res['serial']:,.0f}/s "
-                f"parallel {res['parallel']:,.0f}/s ratio {ratio:.2f}",
-                flush=True,
-            )
+                parallel = samples_per_second(
+                    mlp.sgd_parallel_,
+                    net,
+                    TrainWorkspace(net.layout, net.dtype, mb, n_threads),
+                    X,
+                    y,
+                    idx,
+                    order,
+                    mb,
+                    n_batches,
+                )
+                work = mb * net.layout.n_weights
+                print(
+                    f"{dt} {sizes} mb{mb} chunks {mlp.n_chunks(mb)} work {work / 1e6:.2f}M: "
+                    f"serial {serial:,.0f}/s parallel {parallel:,.0f}/s "
+                    f"ratio {parallel / serial:.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["float32"])

@@ -44,10 +44,23 @@ EVAL_CHUNKS = 64
 #: (python bench/crossover.py): [784,30,10] mb 32 0.71x,
 #: mb 64 1.38x, mb 200 1.61x; [784,100,10] mb 32 0.62x, mb 64 1.30x;
 #: [784,256,128,10] mb 17 1.07x, mb 32 1.36x, mb 64 1.61x. Mini-batches of at
-#: most GRAD_CHUNK samples are one chunk and always run the fused serial step.
+#: most GRAD_CHUNK samples are one chunk: see PARALLEL_FUSED_MIN_WORK.
 PARALLEL_MIN_WORK = 1_500_000
 PARALLEL_MIN_CHUNKS = 4
 PARALLEL_BIG_WORK = 5_000_000
+
+#: When a mini-batch of one chunk (at most GRAD_CHUNK samples: the fused step)
+#: runs in parallel: the samples' passes split between threads, then the first
+#: layer's rows (two thread launches per mini-batch, about 2 us each with the
+#: omp layer). Needs at least PARALLEL_FUSED_MIN_BATCH samples and
+#: PARALLEL_FUSED_MIN_WORK multiply-adds. Measured on 2 cores, shuffled order,
+#: parallel vs serial samples/s (python bench/crossover.py float32 float64):
+#: [784,30,10] mb 1 0.59x/0.57x (float32/float64), mb 2 0.82x/0.91x,
+#: mb 4 1.01x/0.98x, mb 6 1.20x/1.13x, mb 10 1.21x/1.14x, mb 16 1.62x/1.35x;
+#: [784,100,10] mb 2 0.89x/0.98x, mb 4 1.02x/1.07x, mb 10 1.28x/1.14x;
+#: [784,256,128,10] mb 4 1.50x/1.41x, mb 10 1.70x/1.43x.
+PARALLEL_FUSED_MIN_BATCH = 4
+PARALLEL_FUSED_MIN_WORK = 120_000
 
 #: Relative tolerance for the float64 kernel-vs-reference comparisons.
 REFERENCE_RTOL = 1e-9

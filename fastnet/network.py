@@ -15,6 +15,8 @@ from fastnet import io
 from fastnet._config import (
     DEFAULT_DTYPE,
     PARALLEL_BIG_WORK,
+    PARALLEL_FUSED_MIN_BATCH,
+    PARALLEL_FUSED_MIN_WORK,
     PARALLEL_MIN_CHUNKS,
     PARALLEL_MIN_WORK,
 )
@@ -292,7 +294,10 @@ class Network:
             y,
             *nonzero_index(X),
             np.arange(m, dtype=np.int64),
-            *ws.buffers,
+            ws.zs,
+            ws.acts,
+            ws.deltas,
+            ws.grads,
         )
         return ws.grads[0].copy()
 
@@ -445,8 +450,9 @@ class Network:
         n_threads = self._threads()
         parallel = n_threads > 1 and use_parallel(m, self.layout.n_weights)
         kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
-        if self._train_ws is None or self._train_ws.key != (self.sizes, self.dtype, m):
-            self._train_ws = TrainWorkspace(self.layout, self.dtype, m)
+        n_lanes = n_threads if parallel else 1
+        if self._train_ws is None or self._train_ws.key != (self.sizes, self.dtype, m, n_lanes):
+            self._train_ws = TrainWorkspace(self.layout, self.dtype, m, n_lanes)
         ws = self._train_ws
         last_good = self.params.copy()
 
@@ -565,11 +571,14 @@ class Network:
 
 def use_parallel(mini_batch: int, n_weights: int) -> bool:
     """Whether mini-batches of this size go to the parallel epoch kernel (see
-    PARALLEL_MIN_WORK in fastnet._config for the measurements behind it)."""
+    PARALLEL_MIN_WORK and PARALLEL_FUSED_MIN_WORK in fastnet._config for the
+    measurements behind it)."""
     work = mini_batch * n_weights
     chunks = int(mlp.n_chunks(mini_batch))
-    return chunks > 1 and (
-        work >= PARALLEL_BIG_WORK or (work >= PARALLEL_MIN_WORK and chunks >= PARALLEL_MIN_CHUNKS)
+    if chunks == 1:
+        return mini_batch >= PARALLEL_FUSED_MIN_BATCH and work >= PARALLEL_FUSED_MIN_WORK
+    return work >= PARALLEL_BIG_WORK or (
+        work >= PARALLEL_MIN_WORK and chunks >= PARALLEL_MIN_CHUNKS
     )
 
 

@@ -11,27 +11,48 @@ from fastnet.layout import Layout
 
 
 class TrainWorkspace:
-    """Per-chunk scratch rows and gradient sums for SGD with mini-batches of
-    up to `mini_batch` samples.
+    """Per-chunk scratch rows, gradient sums and the row split for SGD with
+    mini-batches of up to `mini_batch` samples on `n_lanes` threads.
 
     Attributes
     ----------
+    key : tuple
+        ``(sizes, dtype, mini_batch, n_lanes)``: a network reuses its
+        workspace while the key matches.
     zs, acts, deltas : ndarray, shape (n_chunks, GRAD_CHUNK, layout.n_z)
     grads : ndarray, shape (n_chunks, layout.n_params)
+    lanes : ndarray of int64, shape (n_lanes + 1,)
+        :func:`row_lanes` for the first layer.
     """
 
-    def __init__(self, layout: Layout, dtype, mini_batch: int):
+    def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
         nc = int(n_chunks(mini_batch))
-        self.key = (layout.sizes, np.dtype(dtype), mini_batch)
+        self.key = (layout.sizes, np.dtype(dtype), mini_batch, n_lanes)
         self.zs = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.acts = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.deltas = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.grads = np.zeros((nc, layout.n_params), dtype)
+        self.lanes = row_lanes(layout.sizes[0], n_lanes)
 
     @property
     def buffers(self):
         """The buffers in the order the SGD kernels take them."""
-        return self.zs, self.acts, self.deltas, self.grads
+        return self.zs, self.acts, self.deltas, self.grads, self.lanes
+
+
+def row_lanes(n_in: int, n_lanes: int) -> np.ndarray:
+    """Split the first layer's `n_in` rows into `n_lanes` contiguous runs.
+
+    The parallel fused step (:func:`fastnet.kernels.mlp.sgd_parallel_`) gives
+    run ``t``, rows ``lanes[t]`` to ``lanes[t+1] - 1``, to thread ``t``. The
+    split only balances work: the results are the same for any split.
+
+    Examples
+    --------
+    >>> row_lanes(784, 2)
+    array([  0, 392, 784])
+    """
+    return np.array([(t * n_in) // n_lanes for t in range(n_lanes + 1)], np.int64)
 
 
 class EvalWorkspace:

@@ -58,9 +58,15 @@ def flat(lay, weights, biases):
     return out
 
 
-def run_epoch(driver, lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation):
+def run_epoch(
+    driver, lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation, lanes=None
+):
+    """One epoch through a driver. `lanes`: the first layer's row split for the
+    parallel fused step (default: two lanes for the parallel driver)."""
     m = min(mini_batch, len(order))
-    ws = TrainWorkspace(lay, params.dtype, m)
+    ws = TrainWorkspace(lay, params.dtype, m, 2 if driver == "parallel" else 1)
+    if lanes is not None:
+        ws.lanes = np.asarray(lanes, np.int64)
     n_batches = -(-len(order) // m)
     DRIVERS[driver](
         params,
@@ -116,27 +122,32 @@ def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch
     previous = numba.get_num_threads()
     try:
         for driver in DRIVERS:
+            # The parallel fused step splits the first layer's rows into lanes:
+            # one lane, one per thread, and an uneven split with an empty lane.
+            splits = [None] if driver == "serial" else [[0, 30], [0, 15, 30], [0, 0, 7, 30]]
             for n_threads in THREADS:
                 numba.set_num_threads(n_threads)
-                params = start.copy()
-                run_epoch(
-                    driver,
-                    lay,
-                    params,
-                    X,
-                    y,
-                    order,
-                    mini_batch,
-                    0.3,
-                    1.0,
-                    "cross_entropy",
-                    "sigmoid",
-                )
-                results[driver, n_threads] = params.tobytes()
+                for lanes in splits:
+                    params = start.copy()
+                    run_epoch(
+                        driver,
+                        lay,
+                        params,
+                        X,
+                        y,
+                        order,
+                        mini_batch,
+                        0.3,
+                        1.0,
+                        "cross_entropy",
+                        "sigmoid",
+                        lanes,
+                    )
+                    results[driver, n_threads, str(lanes)] = params.tobytes()
     finally:
         numba.set_num_threads(previous)
     assert len(set(results.values())) == 1, sorted(results)
-    assert results["serial", 1] != start.tobytes()
+    assert results["serial", 1, "None"] != start.tobytes()
 
 
 @pytest.mark.parametrize("n", [1, 10, EVAL_CHUNKS + 3, 1000])
@@ -220,7 +231,7 @@ def test_batch_gradient_matches_reference(dtype, m, cost, activation):
         y,
         *nonzero_index(X),
         np.arange(m),
-        *ws.buffers,
+        *ws.buffers[:4],
     )
     gw, gb = reference.backprop(w, b, X, y, activation, cost)
     rtol, atol = (REFERENCE_RTOL, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
@@ -243,7 +254,7 @@ def test_gradient_central_differences(cost, activation):
         y,
         *nonzero_index(X),
         np.arange(len(X)),
-        *ws.buffers,
+        *ws.buffers[:4],
     )
     grad = ws.grads[0].copy()
     ev = EvalWorkspace(lay, np.float64)

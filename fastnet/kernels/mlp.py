@@ -216,14 +216,37 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
 
 
 @njit(**JIT_OPTIONS)
-def add_outer_(params, table, x, cols, a, delta, scale, out):
+def add_outer_(table, x, cols, a, delta, scale, out):
     """``out += scale * (gradient of one sample)``, in the layout of `params`.
 
     For layer ``l`` and input ``k`` with a non-zero input ``a_k``:
     ``out[row k] += (scale * a_k) * delta``; biases get ``scale * delta``.
-    `out` may be `params` itself (the fused step, with ``scale = -eta/m``) or
-    a chunk's gradient buffer (``scale = 1``).
+    `out` is a chunk's gradient buffer (``scale = 1``); the fused step writes
+    into `params` through :func:`step_rows_` instead.
     """
+    add_first_rows_(table, x, cols, delta, scale, 0, table[0, N_IN], out)
+    add_later_layers_(table, a, delta, scale, out)
+
+
+@njit(**JIT_OPTIONS)
+def add_first_rows_(table, x, cols, delta, scale, k_lo, k_hi, out):
+    """``out[row k] += (scale * x[k]) * delta`` for the first layer's rows
+    ``k_lo <= k < k_hi`` with a non-zero input (`cols` lists them, increasing)."""
+    n_out = table[0, N_OUT]
+    w_off = table[0, W_OFF]
+    d = delta[0:n_out]
+    for q in range(np.searchsorted(cols, k_lo), np.searchsorted(cols, k_hi)):
+        k = cols[q]
+        c = scale * x[k]
+        g = out[w_off + k * n_out : w_off + (k + 1) * n_out]
+        for j in range(n_out):
+            g[j] += c * d[j]
+
+
+@njit(**JIT_OPTIONS)
+def add_later_layers_(table, a, delta, scale, out):
+    """The rest of :func:`add_outer_`: the weights of every layer after the
+    first, and every layer's biases."""
     for layer in range(table.shape[0]):
         n_in = table[layer, N_IN]
         n_out = table[layer, N_OUT]
@@ -231,14 +254,7 @@ def add_outer_(params, table, x, cols, a, delta, scale, out):
         b_off = table[layer, B_OFF]
         z_off = table[layer, Z_OFF]
         d = delta[z_off : z_off + n_out]
-        if layer == 0:
-            for q in range(cols.shape[0]):
-                k = cols[q]
-                c = scale * x[k]
-                g = out[w_off + k * n_out : w_off + (k + 1) * n_out]
-                for j in range(n_out):
-                    g[j] += c * d[j]
-        else:
+        if layer > 0:
             p_off = table[layer - 1, Z_OFF]
             for k in range(n_in):
                 ak = a[p_off + k]
@@ -282,7 +298,7 @@ def chunk_gradient_(
         cols = indices[indptr[i] : indptr[i + 1]]
         forward_sample_(params, table, hidden, output, X[i], cols, zs[0], acts[0])
         backward_sample_(params, table, hidden, cost, labels[i], zs[0], acts[0], deltas[0])
-        add_outer_(params, table, X[i], cols, acts[0], deltas[0], one, grad)
+        add_outer_(table, X[i], cols, acts[0], deltas[0], one, grad)
 
 
 @njit(**JIT_OPTIONS)
@@ -316,6 +332,64 @@ def chunk_gradients_(
 
 
 @njit(**JIT_OPTIONS)
+def sample_errors_(
+    params, table, hidden, output, cost, X, labels, indptr, indices, batch, lo, hi, zs, acts, deltas
+):
+    """Forward and backward for samples ``batch[lo:hi]``, with the current
+    weights, into rows ``lo`` to ``hi - 1`` of `zs`, `acts` and `deltas`
+    (each shaped (GRAD_CHUNK, n_z)). Different ranges touch different rows, so
+    the parallel fused step runs ranges side by side."""
+    for s in range(lo, hi):
+        i = batch[s]
+        cols = indices[indptr[i] : indptr[i + 1]]
+        forward_sample_(params, table, hidden, output, X[i], cols, zs[s], acts[s])
+        backward_sample_(params, table, hidden, cost, labels[i], zs[s], acts[s], deltas[s])
+
+
+@njit(**JIT_OPTIONS)
+def step_rows_(
+    params, table, X, indptr, indices, batch, acts, deltas, decay, step, k_lo, k_hi, rest
+):
+    """The fused step's update of the first layer's rows ``k_lo <= k < k_hi``
+    and, if `rest`, of every later layer and all biases, in place.
+
+    For each parameter: ``w <- decay * w``, then each sample's term
+    ``- step * grad`` in sample order. Every parameter sees the same operations
+    in the same order whatever the row ranges, so splitting the rows between
+    threads (:func:`sgd_parallel_`) gives the bits of one thread doing all.
+
+    Parameters
+    ----------
+    params : ndarray, shape (n_params,)
+        Updated in place (only the rows named, plus the rest if `rest`).
+    batch : ndarray of int64, shape (m,)
+    acts, deltas : ndarray, shape (GRAD_CHUNK, n_z)
+        Rows written by :func:`sample_errors_` for the `m` samples.
+    decay, step : float
+        ``1 - eta*lmbda/n`` and ``eta/m``.
+    k_lo, k_hi : int
+        First-layer rows (inputs) to update.
+    rest : bool
+    """
+    n_out = table[0, N_OUT]
+    w_off = table[0, W_OFF]
+    if decay != 1:
+        w = params[w_off + k_lo * n_out : w_off + k_hi * n_out]
+        for p in range(w.shape[0]):
+            w[p] = decay * w[p]
+    for s in range(batch.shape[0]):
+        i = batch[s]
+        cols = indices[indptr[i] : indptr[i + 1]]
+        add_first_rows_(table, X[i], cols, deltas[s], -step, k_lo, k_hi, params)
+    if rest:
+        if decay != 1:
+            for p in range(w_off + table[0, N_IN] * n_out, table[0, B_OFF]):
+                params[p] = decay * params[p]
+        for s in range(batch.shape[0]):
+            add_later_layers_(table, acts[s], deltas[s], -step, params)
+
+
+@njit(**JIT_OPTIONS)
 def fused_step_(
     params,
     table,
@@ -338,22 +412,30 @@ def fused_step_(
     Forward and backward for every sample with the old weights, then
     ``w <- decay * w`` and, sample by sample, ``w <- w - step * grad_w`` and
     ``b <- b - step * grad_b``: the book's update without a gradient buffer to
-    clear and re-read.
+    clear and re-read. :func:`sgd_parallel_` runs the same two phases split
+    between threads.
     """
-    n_weights = table[0, B_OFF]
-    for s in range(batch.shape[0]):
-        i = batch[s]
-        cols = indices[indptr[i] : indptr[i + 1]]
-        forward_sample_(params, table, hidden, output, X[i], cols, zs[s], acts[s])
-        backward_sample_(params, table, hidden, cost, labels[i], zs[s], acts[s], deltas[s])
-    if decay != 1:
-        w = params[:n_weights]
-        for p in range(n_weights):
-            w[p] = decay * w[p]
-    for s in range(batch.shape[0]):
-        i = batch[s]
-        cols = indices[indptr[i] : indptr[i + 1]]
-        add_outer_(params, table, X[i], cols, acts[s], deltas[s], -step, params)
+    m = batch.shape[0]
+    sample_errors_(
+        params,
+        table,
+        hidden,
+        output,
+        cost,
+        X,
+        labels,
+        indptr,
+        indices,
+        batch,
+        0,
+        m,
+        zs,
+        acts,
+        deltas,
+    )
+    step_rows_(
+        params, table, X, indptr, indices, batch, acts, deltas, decay, step, 0, table[0, N_IN], True
+    )
 
 
 @njit(**JIT_OPTIONS)
@@ -402,6 +484,7 @@ def sgd_serial_(
     acts,
     deltas,
     grads,
+    lanes,
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch on one thread.
 
@@ -431,7 +514,59 @@ def sgd_serial_(
         Per-chunk scratch rows.
     grads : ndarray, shape (n_chunks, n_params)
         Per-chunk gradient sums (unused when a mini-batch is one chunk).
+    lanes : ndarray of int64
+        Unused here; :func:`sgd_parallel_` splits the first layer's rows at
+        these inputs. Taken so that both drivers have one signature.
     """
+    sgd_epoch_serial_(
+        params,
+        table,
+        hidden,
+        output,
+        cost,
+        X,
+        labels,
+        indptr,
+        indices,
+        order,
+        mini_batch,
+        first,
+        last,
+        eta,
+        lmbda,
+        n,
+        zs,
+        acts,
+        deltas,
+        grads,
+    )
+
+
+@njit(**JIT_OPTIONS)
+def sgd_epoch_serial_(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    indptr,
+    indices,
+    order,
+    mini_batch,
+    first,
+    last,
+    eta,
+    lmbda,
+    n,
+    zs,
+    acts,
+    deltas,
+    grads,
+):
+    """:func:`sgd_serial_` without the `lanes` argument (what
+    :func:`sgd_many_` runs for each network)."""
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     n_weights = table[0, B_OFF]
     n_samples = order.shape[0]
@@ -501,11 +636,28 @@ def sgd_parallel_(
     acts,
     deltas,
     grads,
+    lanes,
 ):
-    """Same as :func:`sgd_serial_`, with the chunks of each mini-batch and the
-    update blocks spread over threads. Gives the same bits as the serial
-    driver: each chunk owns its gradient buffer and the reduction order is
-    fixed."""
+    """Same as :func:`sgd_serial_`, with each mini-batch's work spread over
+    threads. Gives the same bits as the serial driver.
+
+    A mini-batch of one chunk (``m <= GRAD_CHUNK``, the book's 10) takes the
+    fused step in two parallel phases: the samples' forward and backward
+    passes, split into ``len(lanes) - 1`` contiguous runs of samples; then the
+    update, lane ``t`` owning the first layer's rows ``lanes[t]`` to
+    ``lanes[t+1] - 1`` and lane 0 also every later layer and the biases. Each
+    parameter sees the serial step's operations in the serial order.
+
+    Larger mini-batches: the chunks run in parallel, each summing into its own
+    gradient buffer, then the update blocks, reducing the chunks in order.
+
+    Parameters
+    ----------
+    lanes : ndarray of int64, shape (n_lanes + 1,)
+        Increasing, from 0 to ``sizes[0]``: the first layer's row split
+        (:func:`fastnet.workspace.row_lanes`). Any split gives the same bits.
+    """
+    n_lanes = lanes.shape[0] - 1
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     n_weights = table[0, B_OFF]
     n_samples = order.shape[0]
@@ -518,23 +670,40 @@ def sgd_parallel_(
         step = params.dtype.type(eta / m)
         nc = n_chunks(m)
         if nc == 1:
-            fused_step_(
-                params,
-                table,
-                hidden,
-                output,
-                cost,
-                X,
-                labels,
-                indptr,
-                indices,
-                batch,
-                decay,
-                step,
-                zs[0],
-                acts[0],
-                deltas[0],
-            )
+            for lane in prange(n_lanes):
+                sample_errors_(
+                    params,
+                    table,
+                    hidden,
+                    output,
+                    cost,
+                    X,
+                    labels,
+                    indptr,
+                    indices,
+                    batch,
+                    (lane * m) // n_lanes,
+                    ((lane + 1) * m) // n_lanes,
+                    zs[0],
+                    acts[0],
+                    deltas[0],
+                )
+            for lane in prange(n_lanes):
+                step_rows_(
+                    params,
+                    table,
+                    X,
+                    indptr,
+                    indices,
+                    batch,
+                    acts[0],
+                    deltas[0],
+                    decay,
+                    step,
+                    lanes[lane],
+                    lanes[lane + 1],
+                    lane == 0,
+                )
             continue
         for c in prange(nc):
             chunk_gradient_(
@@ -826,7 +995,7 @@ def _sgd_one_of_many_(
     acts = pool[rows : 2 * rows].reshape((nc, GRAD_CHUNK, n_z))
     deltas = pool[2 * rows : 3 * rows].reshape((nc, GRAD_CHUNK, n_z))
     grads = pool[3 * rows :].reshape((nc, p.shape[0]))
-    sgd_serial_(
+    sgd_epoch_serial_(
         p,
         table,
         hidden[k],
