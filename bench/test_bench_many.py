@@ -18,8 +18,10 @@ SIZES = (784, 30, 10)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("k", [1, 2])
-def test_many_networks_one_epoch(benchmark, training, dtype, k):
+@pytest.mark.parametrize("k,n_threads", [(1, None), (1, 1), (2, None)])
+def test_many_networks_one_epoch(benchmark, training, dtype, k, n_threads):
+    # One network alone runs with every core (mini-batch 10 splits its step
+    # between threads) and, for comparison, on one thread.
     X, y = training(dtype)
     benchmark.group = f"many-784-30-10-mb10-{dtype}"
     benchmark.extra_info.update(
@@ -27,13 +29,16 @@ def test_many_networks_one_epoch(benchmark, training, dtype, k):
         workload="784-30-10-mb10",
         dtype=dtype,
         networks=k,
+        threads=n_threads or max_threads(),
         samples=k * len(X),
         max_threads=max_threads(),
     )
     nets = []
 
     def setup():
-        nets[:] = [fastnet.Network(SIZES, dtype=dtype, seed=s) for s in range(k)]
+        nets[:] = [
+            fastnet.Network(SIZES, dtype=dtype, seed=s, n_threads=n_threads) for s in range(k)
+        ]
 
     def run():
         if k == 1:
