@@ -166,7 +166,7 @@ def fastnet_epoch_slice(net, X, y, order, mini_batch, n_batches, *, eta=ETA, lmb
     Python work per mini-batch.
 
     THE ONLY place that calls a training kernel; adapt it when the drivers,
-    ``TrainWorkspace`` or ``Network.train``'s driver choice change. The driver
+    the workspaces or ``Network._driver`` change. The driver
     arguments are bound by parameter name (``params``, ``X``, ``order``,
     ``first``, ``zs``...), so a reordered signature needs no change here and a
     new argument fails loudly, naming it.
@@ -185,21 +185,13 @@ def fastnet_epoch_slice(net, X, y, order, mini_batch, n_batches, *, eta=ETA, lmb
     Returns
     -------
     str
-        ``"parallel"`` or ``"serial"``: the driver that ran.
+        ``"dense"``, ``"parallel"`` or ``"serial"``: the driver that ran.
     """
-    from fastnet.kernels import mlp
-    from fastnet.network import use_parallel
-    from fastnet.threads import resolve_threads
-    from fastnet.workspace import TrainWorkspace
+    from fastnet.threads import blas_threads, resolve_threads
 
     n_threads = resolve_threads(net.n_threads)
     numba.set_num_threads(n_threads)
-    parallel = n_threads > 1 and use_parallel(mini_batch, net.layout.n_weights)
-    kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
-    ws = net._train_ws
-    n_lanes = n_threads if parallel else 1
-    if ws is None or ws.key != (net.sizes, net.dtype, mini_batch, n_lanes):
-        ws = net._train_ws = TrainWorkspace(net.layout, net.dtype, mini_batch, n_lanes)
+    name, kernel, ws = net._driver(mini_batch, n_threads)
     hidden, output, cost = net._codes
     values = {
         "params": net.params,
@@ -223,8 +215,9 @@ def fastnet_epoch_slice(net, X, y, order, mini_batch, n_batches, *, eta=ETA, lmb
         args = [values[k] if k in values else getattr(ws, k) for k in names]
     except AttributeError as e:
         raise TypeError(f"bench/_workloads.py does not know {kernel.__name__}'s {e.name!r}") from e
-    kernel(*args)
-    return "parallel" if parallel else "serial"
+    with blas_threads(1):
+        kernel(*args)
+    return name
 
 
 def fastnet_evaluator(net, X, y):

@@ -1,5 +1,6 @@
-"""Serial vs parallel epoch kernel, samples/s, for choosing the crossover in
-fastnet._config (PARALLEL_MIN_WORK, PARALLEL_FUSED_MIN_WORK, ...).
+"""Serial vs parallel vs dense (BLAS) epoch kernel, samples/s, for choosing
+the crossovers in fastnet._config (PARALLEL_MIN_WORK, PARALLEL_FUSED_MIN_WORK,
+DENSE_MIN_WORK, ...).
 
 Run: python bench/crossover.py [float32|float64 ...]
 """
@@ -11,11 +12,11 @@ import numpy as np
 
 from fastnet import Network
 from fastnet.data import load_mnist
-from fastnet.kernels import mlp
-from fastnet.threads import max_threads
-from fastnet.workspace import TrainWorkspace, nonzero_index
+from fastnet.kernels import dense, mlp
+from fastnet.threads import blas_threads, max_threads
+from fastnet.workspace import DenseWorkspace, TrainWorkspace, nonzero_index
 
-SIZES = ([784, 30, 10], [784, 100, 10], [784, 256, 128, 10])
+SIZES = ([784, 10], [784, 30, 10], [784, 100, 10], [784, 256, 128, 10])
 MINI_BATCHES = (1, 2, 4, 6, 10, 16, 17, 32, 64, 100, 200)
 
 
@@ -66,11 +67,24 @@ def main(dtypes):
                     mb,
                     n_batches,
                 )
+                with blas_threads(1):  # as Network.train runs the dense driver
+                    dense_rate = samples_per_second(
+                        dense.sgd_dense_,
+                        net,
+                        DenseWorkspace(net.layout, net.dtype, mb),
+                        X,
+                        y,
+                        idx,
+                        order,
+                        mb,
+                        n_batches,
+                    )
                 work = mb * net.layout.n_weights
                 print(
                     f"{dt} {sizes} mb{mb} chunks {mlp.n_chunks(mb)} work {work / 1e6:.2f}M: "
                     f"serial {serial:,.0f}/s parallel {parallel:,.0f}/s "
-                    f"ratio {parallel / serial:.2f}",
+                    f"dense {dense_rate:,.0f}/s parallel/serial {parallel / serial:.2f} "
+                    f"dense/best {dense_rate / max(serial, parallel):.2f}",
                     flush=True,
                 )
 

@@ -62,6 +62,33 @@ PARALLEL_BIG_WORK = 5_000_000
 PARALLEL_FUSED_MIN_BATCH = 4
 PARALLEL_FUSED_MIN_WORK = 120_000
 
+#: When a mini-batch takes the dense driver (fastnet.kernels.dense: each
+#: layer as BLAS products per mini-batch): more than GRAD_CHUNK samples
+#: (smaller ones take the fused step) and at least DENSE_MIN_WORK
+#: multiply-adds (mini_batch * n_weights). Measured on 2 cores, real MNIST,
+#: dense vs the loop drivers' samples/s (python bench/crossover.py float32
+#: float64): [784,30,10] mb 17 1.26x/1.41x (float32/float64), mb 32
+#: 1.56x/1.15x, mb 100 1.46x/1.39x, mb 200 1.33x (float32); [784,100,10] mb 17
+#: 1.97x, mb 100 1.68x (float32); [784,256,128,10] mb 17 3.02x, mb 64
+#: 2.70x/1.42x. At mb 10 (the fused step) dense was 0.99x on [784,30,10] and
+#: 0.59x on [784,256,128,10]. The floor keeps toy layers, where a BLAS call's
+#: fixed cost dominates, on the loop drivers.
+DENSE_MIN_WORK = 200_000
+
+#: The dense driver splits a mini-batch into row blocks of at least this many
+#: samples (at most DENSE_MAX_BLOCKS), run in parallel, each with one-thread
+#: BLAS, their gradient sums added in block order: like GRAD_CHUNK, fixed by
+#: the mini-batch size, so the bits do not depend on the thread count (BLAS's
+#: own threading gave different bits on 1 and 2 threads). Smaller blocks
+#: parallelize smaller mini-batches but make BLAS slower: dense samples/s on 2
+#: threads with blocks of 32 / 48 / 64 rows, [784,256,128,10] mb 64 float32
+#: 33.0k / 37.8k / 40.1k, [784,100,10] mb 100 float32 85.6k / 158.7k / 115.8k,
+#: [784,30,10] mb 100 float64 144k / 199k / 156k (one noisy run each: 48 and
+#: 64 within noise of each other, 32 clearly worse; 48 splits mini-batches of
+#: 96 and more between two threads).
+DENSE_BLOCK_ROWS = 48
+DENSE_MAX_BLOCKS = 16
+
 #: Relative tolerance for the float64 kernel-vs-reference comparisons.
 REFERENCE_RTOL = 1e-9
 

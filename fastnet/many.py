@@ -10,6 +10,7 @@ with exactly the bits it would get from :meth:`Network.train` alone.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 
@@ -19,7 +20,7 @@ import numpy as np
 from fastnet._validation import check_number
 from fastnet.history import History
 from fastnet.kernels import mlp
-from fastnet.network import DivergenceError, Network, SymmetryWarning
+from fastnet.network import DivergenceError, Network, SymmetryWarning, use_dense
 from fastnet.threads import resolve_threads
 from fastnet.workspace import nonzero_index, train_pool_size
 
@@ -29,6 +30,18 @@ def _per_network(value, k, name, check):
     if len(values) != k:
         raise ValueError(f"{name} must be one value or one per network ({k}), got {len(values)}")
     return [check(v, name) for v in values]
+
+
+def _train_alone(net, n_threads, *args, **kwargs):
+    """``net.train(*args, **kwargs)`` on `n_threads` threads (None: the
+    network's own setting)."""
+    saved = net.n_threads
+    if n_threads is not None:
+        net.n_threads = resolve_threads(n_threads)
+    try:
+        return net.train(*args, **kwargs)
+    finally:
+        net.n_threads = saved
 
 
 def train_many(
@@ -48,6 +61,11 @@ def train_many(
     callback=None,
 ) -> list[History]:
     """Train independent networks together, one network per thread.
+
+    Networks whose mini-batches take the dense driver (see
+    :func:`fastnet.network.use_dense`: BLAS products that already use the
+    cores) are trained one after another with :meth:`Network.train` instead;
+    either way each network ends with the bits it gets when trained alone.
 
         Parameters
         ----------
@@ -129,6 +147,28 @@ def train_many(
             )
 
     mbs = [min(m, n) for m in mbs]
+    if any(use_dense(m, net.layout.n_weights) for net, m in zip(nets, mbs, strict=True)):
+        # Mini-batches this large take the dense driver, whose BLAS products
+        # already use every core: train one network after another, each
+        # exactly as Network.train would.
+        return [
+            _train_alone(
+                net,
+                n_threads,
+                training_data,
+                epochs,
+                m,
+                e,
+                lm,
+                evaluation_data,
+                monitor_evaluation_cost,
+                monitor_evaluation_accuracy,
+                monitor_training_cost,
+                monitor_training_accuracy,
+                callback=None if callback is None else functools.partial(callback, i),
+            )
+            for i, (net, m, e, lm) in enumerate(zip(nets, mbs, etas, lmbdas, strict=True))
+        ]
     p_off = np.cumsum([0] + [net.layout.n_params for net in nets]).astype(np.int64)
     t_off = np.cumsum([0] + [net.layout.n_layers for net in nets]).astype(np.int64)
     w_off = np.cumsum(

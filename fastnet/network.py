@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -14,6 +15,8 @@ import numpy as np
 from fastnet import io
 from fastnet._config import (
     DEFAULT_DTYPE,
+    DENSE_MIN_WORK,
+    GRAD_CHUNK,
     PARALLEL_BIG_WORK,
     PARALLEL_FUSED_MIN_BATCH,
     PARALLEL_FUSED_MIN_WORK,
@@ -24,10 +27,10 @@ from fastnet._validation import check_choice, check_data, check_dtype, check_num
 from fastnet.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from fastnet.history import History, MetricsWriter, versions
 from fastnet.init import get_initializer, initialize_layer_
-from fastnet.kernels import codes, mlp
+from fastnet.kernels import codes, dense, mlp
 from fastnet.layout import Layout
-from fastnet.threads import resolve_threads, threading_layer
-from fastnet.workspace import EvalWorkspace, TrainWorkspace, nonzero_index
+from fastnet.threads import blas_threads, resolve_threads, threading_layer
+from fastnet.workspace import DenseWorkspace, EvalWorkspace, TrainWorkspace, nonzero_index
 
 #: Mini-batches per kernel call when a progress bar is shown (otherwise an
 #: epoch is one call). Results do not depend on it.
@@ -124,7 +127,7 @@ class Network:
         self.params = np.zeros(self.layout.n_params, self.dtype)
         self.weights = self.layout.weight_views(self.params)
         self.biases = self.layout.bias_views(self.params)
-        self._train_ws: TrainWorkspace | None = None
+        self._train_ws: TrainWorkspace | DenseWorkspace | None = None
         self._eval_ws = EvalWorkspace(self.layout, self.dtype)
         if init is None:
             self.init = self.bias_init = None
@@ -301,6 +304,33 @@ class Network:
         )
         return ws.grads[0].copy()
 
+    def _driver(self, m, n_threads):
+        """The SGD driver for mini-batches of `m` samples on `n_threads`
+        threads, and its workspace (kept while the key matches).
+
+        Returns
+        -------
+        name : str
+            ``"dense"``, ``"parallel"`` or ``"serial"`` (recorded in headers).
+        kernel : numba dispatcher
+            Takes the network, the data, the epoch slice and ``ws.buffers``.
+        ws : TrainWorkspace or DenseWorkspace
+        """
+        if use_dense(m, self.layout.n_weights):
+            name, kernel, key = "dense", dense.sgd_dense_, "dense"
+        elif n_threads > 1 and use_parallel(m, self.layout.n_weights):
+            name, kernel, key = "parallel", mlp.sgd_parallel_, n_threads
+        else:
+            name, kernel, key = "serial", mlp.sgd_serial_, 1
+        ws = self._train_ws
+        if ws is None or ws.key != (self.sizes, self.dtype, m, key):
+            if name == "dense":
+                ws = DenseWorkspace(self.layout, self.dtype, m)
+            else:
+                ws = TrainWorkspace(self.layout, self.dtype, m, key)
+            self._train_ws = ws
+        return name, kernel, ws
+
     def _header(self, *, n_threads, kernel, **run) -> dict:
         """The header record of a run: configuration, seed, versions, threads."""
         return {
@@ -448,12 +478,7 @@ class Network:
         m = min(mini_batch_size, n)
         n_batches = math.ceil(n / m)
         n_threads = self._threads()
-        parallel = n_threads > 1 and use_parallel(m, self.layout.n_weights)
-        kernel = mlp.sgd_parallel_ if parallel else mlp.sgd_serial_
-        n_lanes = n_threads if parallel else 1
-        if self._train_ws is None or self._train_ws.key != (self.sizes, self.dtype, m, n_lanes):
-            self._train_ws = TrainWorkspace(self.layout, self.dtype, m, n_lanes)
-        ws = self._train_ws
+        kernel_name, kernel, ws = self._driver(m, n_threads)
         last_good = self.params.copy()
 
         header = self._header(
@@ -464,7 +489,7 @@ class Network:
             n_training=n,
             n_evaluation=None if evaluation_data is None else len(Xe),
             n_threads=n_threads,
-            kernel="parallel" if parallel else "serial",
+            kernel=kernel_name,
         )
         if header_extra:
             header.update(header_extra)
@@ -506,7 +531,12 @@ class Network:
         data_args = (X, y, *train_index)
         hyper = (eta, lmbda, n, *ws.buffers)
         kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
+        limits = contextlib.ExitStack()
         try:
+            if kernel_name == "dense":
+                # One BLAS thread inside each of the driver's row blocks: BLAS's
+                # own threading would change its sums with the thread count.
+                limits.enter_context(blas_threads(1))
             for epoch in range(start_epoch, epochs + 1):
                 order = self.rng.permutation(n)
                 if show_bar:
@@ -553,6 +583,7 @@ class Network:
                 if writer is not None:
                     writer.write(record)
         finally:
+            limits.close()
             if writer is not None:
                 writer.close()
             if bar is not None:
@@ -567,6 +598,14 @@ class Network:
     def save(self, path):
         """Save to ``.npz`` (atomic write, no pickle). See :func:`fastnet.io.save`."""
         return io.save(self, path)
+
+
+def use_dense(mini_batch: int, n_weights: int) -> bool:
+    """Whether mini-batches of this size go to the dense (BLAS) driver,
+    :func:`fastnet.kernels.dense.sgd_dense_` (see DENSE_MIN_WORK in
+    fastnet._config for the measurements behind it). Depends on the sizes
+    only, never on the thread count, so the bits do not either."""
+    return mini_batch > GRAD_CHUNK and mini_batch * n_weights >= DENSE_MIN_WORK
 
 
 def use_parallel(mini_batch: int, n_weights: int) -> bool:

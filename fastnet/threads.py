@@ -55,6 +55,22 @@ def resolve_threads(n: int | None) -> int:
     return _default if _default is not None else max_threads()
 
 
+def blas_threads(n: int):
+    """Context manager holding BLAS (which the dense driver calls, through
+    SciPy) to `n` threads. The dense driver runs with ``blas_threads(1)``: it
+    spreads its own fixed row blocks over Numba's threads instead, so its
+    bits do not depend on the thread count.
+
+    Examples
+    --------
+    >>> with blas_threads(1):
+    ...     pass
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=check_threads(n), user_api="blas")
+
+
 @njit(parallel=True, cache=True)
 def _touch(out):
     for i in prange(out.shape[0]):

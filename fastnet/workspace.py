@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK
+from fastnet.kernels.dense import n_blocks as dense_blocks
 from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
 from fastnet.layout import Layout
 
@@ -38,6 +39,37 @@ class TrainWorkspace:
     def buffers(self):
         """The buffers in the order the SGD kernels take them."""
         return self.zs, self.acts, self.deltas, self.grads, self.lanes
+
+
+class DenseWorkspace:
+    """Scratch for the dense driver (:mod:`fastnet.kernels.dense`) with
+    mini-batches of up to `mini_batch` samples.
+
+    Attributes
+    ----------
+    key : tuple
+        ``(sizes, dtype, mini_batch, "dense")``.
+    xb : ndarray, shape (mini_batch * sizes[0],)
+        The gathered inputs of a mini-batch.
+    zs, acts, deltas : ndarray, shape (mini_batch * layout.n_z,)
+        Layer-major: layer ``l`` is the ``(m, n_out)`` block at
+        ``mini_batch * layout.table[l, Z_OFF]``.
+    grads : ndarray, shape (n_blocks(mini_batch), layout.n_params)
+        Per-block gradient sums.
+    """
+
+    def __init__(self, layout: Layout, dtype, mini_batch: int):
+        self.key = (layout.sizes, np.dtype(dtype), mini_batch, "dense")
+        self.xb = np.zeros(mini_batch * layout.sizes[0], dtype)
+        self.zs = np.zeros(mini_batch * layout.n_z, dtype)
+        self.acts = np.zeros(mini_batch * layout.n_z, dtype)
+        self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
+        self.grads = np.zeros((int(dense_blocks(mini_batch)), layout.n_params), dtype)
+
+    @property
+    def buffers(self):
+        """The buffers in the order :func:`~fastnet.kernels.dense.sgd_dense_` takes them."""
+        return self.xb, self.zs, self.acts, self.deltas, self.grads
 
 
 def row_lanes(n_in: int, n_lanes: int) -> np.ndarray:

@@ -191,7 +191,7 @@ def test_train_writes_metrics(tmp_path):
     assert header["threading_layer"] in ("omp", "tbb", "workqueue")
     assert header["threading_layer"] == numba.threading_layer()
     assert isinstance(header["n_threads"], int) and 1 <= header["n_threads"] <= max_threads()
-    assert header["kernel"] in ("serial", "parallel")
+    assert header["kernel"] in ("serial", "parallel", "dense")
 
     back = History.from_jsonl(path)
     assert back.header == json.loads(json.dumps(history.header))

@@ -624,19 +624,18 @@ def trained_bits(X, y, sizes, n_threads, mini_batch, dtype="float64"):
 
 @needs_two_threads
 @pytest.mark.needs_jit
-@pytest.mark.parametrize("mini_batch", [10, 200])
-def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch):
+@pytest.mark.parametrize(
+    "mini_batch,driver_one,driver_two",
+    [(10, "serial", "parallel"), (200, "dense", "dense")],
+)
+def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch, driver_one, driver_two):
     sizes = [784, 30, 10]
     X, y = synthetic(n=400, sizes=sizes, seed=3)
     one, kernel_one = trained_bits(X, y, sizes, 1, mini_batch)
     two, kernel_two = trained_bits(X, y, sizes, 2, mini_batch)
-    assert kernel_one == "serial"
-    n_weights = 784 * 30 + 30 * 10
-    parallel = network_module.use_parallel(mini_batch, n_weights)
-    assert kernel_two == ("parallel" if parallel else "serial")
-    # Both parallel paths are really exercised: the fused step split between
-    # threads (10) and the chunked gradients (200).
-    assert kernel_two == "parallel"
+    # The drivers are really exercised: the fused step split between threads
+    # (10), and the dense driver's row blocks (200) on one thread and on two.
+    assert (kernel_one, kernel_two) == (driver_one, driver_two)
     assert one == two
 
 
@@ -645,6 +644,7 @@ def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch):
 @pytest.mark.parametrize("mini_batch", [1, 10, 20, 40, 200])
 def test_serial_and_parallel_kernels_give_identical_bits(monkeypatch, data, dtype, mini_batch):
     X, y = data
+    monkeypatch.setattr(network_module, "use_dense", lambda m, n_weights: False)
     monkeypatch.setattr(network_module, "use_parallel", lambda m, n_weights: True)
     parallel, kernel = trained_bits(X, y, SIZES, 2, mini_batch, dtype)
     assert kernel == "parallel"

@@ -1,0 +1,255 @@
+"""The dense SGD driver: each mini-batch as matrix products through BLAS.
+
+For large mini-batches on wide layers, the per-sample loops of
+:mod:`fastnet.kernels.mlp` cannot match BLAS. This driver gathers a
+mini-batch's inputs into one matrix and runs every layer's forward pass,
+backpropagation and weight gradient as one ``np.dot`` each (Numba calls the
+BLAS that SciPy ships), so a whole epoch still runs in one compiled call.
+``fastnet.network.use_dense`` decides where it is used, from the mini-batch size
+and the layer sizes only, never from the thread count.
+
+BLAS sums in its own order (blocked, with fused multiply-adds), so this
+driver's bits differ from the loop drivers' in the last place; it matches the
+reference as they do. Its results do not depend on the thread count: a
+mini-batch is split into fixed row blocks (:func:`n_blocks`, from the
+mini-batch size only), each block runs on one thread with one-thread BLAS, and
+the blocks' gradient sums are added in block order (``tests/test_dense.py``
+checks one thread against all).
+
+Work buffers are layer-major: layer ``l``'s weighted inputs for a mini-batch of
+``m <= mini_batch`` samples are the ``(m, n_out)`` C-contiguous block starting at
+``mini_batch * table[l, Z_OFF]`` of ``zs`` (the same for ``acts`` and
+``deltas``), so each product reads and writes whole blocks without copies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastnet._config import DENSE_BLOCK_ROWS, DENSE_MAX_BLOCKS, JIT_OPTIONS, UPDATE_BLOCK
+from fastnet.kernels.activations import activate_, output_delta_, scale_by_derivative_
+from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
+from fastnet.kernels.mlp import PARALLEL_OPTIONS, update_block_
+
+
+@njit(**JIT_OPTIONS)
+def layer_block(buf, table, layer, mini_batch, m):
+    """Layer `layer`'s ``(m, n_out)`` block of a layer-major work buffer."""
+    n_out = table[layer, N_OUT]
+    lo = mini_batch * table[layer, Z_OFF]
+    return buf[lo : lo + m * n_out].reshape((m, n_out))
+
+
+@njit(**JIT_OPTIONS)
+def layer_weights(params, table, layer):
+    """Layer `layer`'s weights as stored: ``w.T``, shaped ``(n_in, n_out)``."""
+    n_in = table[layer, N_IN]
+    n_out = table[layer, N_OUT]
+    lo = table[layer, W_OFF]
+    return params[lo : lo + n_in * n_out].reshape((n_in, n_out))
+
+
+@njit(**JIT_OPTIONS)
+def n_blocks(m):
+    """Row blocks a dense mini-batch of `m` samples is split into: about
+    DENSE_BLOCK_ROWS samples each, at most DENSE_MAX_BLOCKS. Depends on `m`
+    only, never on the thread count, so neither do the bits."""
+    return max(1, min(DENSE_MAX_BLOCKS, m // DENSE_BLOCK_ROWS))
+
+
+@njit(**JIT_OPTIONS)
+def block_gradient_(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    labels,
+    rows,
+    xb,
+    mini_batch,
+    m,
+    lo,
+    hi,
+    zs,
+    acts,
+    deltas,
+    grad,
+):
+    """Forward, backward and the summed gradient of rows ``lo:hi`` of a
+    gathered mini-batch, each layer as BLAS products on the block's rows.
+
+    Parameters
+    ----------
+    params, table, hidden, output, cost
+        As in :func:`fastnet.kernels.mlp.forward_sample_`.
+    labels : ndarray of int64, shape (n,)
+    rows : ndarray of int64, shape (m,)
+        The mini-batch's sample indices (its labels are ``labels[rows]``).
+    xb : ndarray, shape (m, sizes[0]), C-contiguous
+        The gathered inputs.
+    mini_batch, m : int
+        Block stride of the layer-major buffers, and this mini-batch's size.
+    lo, hi : int
+        The block's rows.
+    zs, acts, deltas : ndarray, shape (mini_batch * n_z,)
+        Layer-major work buffers; only this block's rows are written.
+    grad : ndarray, shape (n_params,)
+        Overwritten with the block's gradient sum, in the layout of `params`.
+    """
+    n_layers = table.shape[0]
+    x = xb[lo:hi]
+    for layer in range(n_layers):
+        n_out = table[layer, N_OUT]
+        b_off = table[layer, B_OFF]
+        z = layer_block(zs, table, layer, mini_batch, m)[lo:hi]
+        a = layer_block(acts, table, layer, mini_batch, m)[lo:hi]
+        w = layer_weights(params, table, layer)
+        if layer == 0:
+            np.dot(x, w, z)
+        else:
+            np.dot(layer_block(acts, table, layer - 1, mini_batch, m)[lo:hi], w, z)
+        code = output if layer == n_layers - 1 else hidden
+        for r in range(hi - lo):
+            zr = z[r]
+            for j in range(n_out):
+                zr[j] += params[b_off + j]
+            activate_(code, zr, a[r])
+
+    last = n_layers - 1
+    z = layer_block(zs, table, last, mini_batch, m)[lo:hi]
+    a = layer_block(acts, table, last, mini_batch, m)[lo:hi]
+    d = layer_block(deltas, table, last, mini_batch, m)[lo:hi]
+    for r in range(hi - lo):
+        output_delta_(cost, z[r], a[r], labels[rows[lo + r]], d[r])
+
+    for layer in range(last, -1, -1):
+        n_in = table[layer, N_IN]
+        n_out = table[layer, N_OUT]
+        w_off = table[layer, W_OFF]
+        b_off = table[layer, B_OFF]
+        d = layer_block(deltas, table, layer, mini_batch, m)[lo:hi]
+        g = grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
+        if layer == 0:
+            np.dot(x.T, d, g)
+        else:
+            a_prev = layer_block(acts, table, layer - 1, mini_batch, m)[lo:hi]
+            np.dot(a_prev.T, d, g)
+            d_prev = layer_block(deltas, table, layer - 1, mini_batch, m)[lo:hi]
+            np.dot(d, layer_weights(params, table, layer).T, d_prev)
+            z_prev = layer_block(zs, table, layer - 1, mini_batch, m)[lo:hi]
+            for r in range(hi - lo):
+                scale_by_derivative_(hidden, z_prev[r], a_prev[r], d_prev[r])
+        for j in range(n_out):
+            s = d[0, j]
+            for r in range(1, hi - lo):
+                s += d[r, j]
+            grad[b_off + j] = s
+
+
+@njit(**PARALLEL_OPTIONS)
+def sgd_dense_(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    indptr,
+    indices,
+    order,
+    mini_batch,
+    first,
+    last,
+    eta,
+    lmbda,
+    n,
+    xb,
+    zs,
+    acts,
+    deltas,
+    grads,
+):
+    """Run mini-batches ``first`` to ``last - 1`` of an epoch as matrix products.
+
+    Each mini-batch is gathered into one matrix and split into
+    :func:`n_blocks` fixed row blocks; the blocks run in a ``prange``, each
+    computing its gradient sum with BLAS products (:func:`block_gradient_`)
+    into its own buffer; then the book's step
+    ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
+    ``b <- b - (eta/m) sum grad_b`` runs over fixed blocks of parameters,
+    adding the block sums in block order. BLAS must run on one thread inside
+    (``fastnet.threads.blas_threads(1)``): its own threading changes its
+    summation order, the fixed blocks do not.
+
+    Parameters
+    ----------
+    params : ndarray, shape (n_params,)
+        Updated in place.
+    table, hidden, output, cost, X, labels, order, mini_batch, first, last, eta, lmbda, n
+        As in :func:`fastnet.kernels.mlp.sgd_serial_`.
+    indptr, indices : ndarray
+        Unused (BLAS reads the zeros too); taken so that every SGD driver has
+        one signature.
+    xb : ndarray, shape (mini_batch * sizes[0],)
+        Scratch for the gathered inputs.
+    zs, acts, deltas : ndarray, shape (mini_batch * n_z,)
+        Layer-major scratch (see the module docstring).
+    grads : ndarray, shape (n_blocks(mini_batch), n_params)
+        Per-block gradient sums.
+
+    Examples
+    --------
+    Through the public API, a mini-batch this large on these layers takes
+    this driver:
+
+    >>> import numpy as np, fastnet
+    >>> rng = np.random.default_rng(0)
+    >>> net = fastnet.Network([64, 256, 10], seed=0)
+    >>> X, y = rng.random((512, 64)), rng.integers(0, 10, 512)
+    >>> net.train((X, y), 1, 256, 0.5).header["kernel"]
+    'dense'
+    """
+    decay = params.dtype.type(1.0 - eta * lmbda / n)
+    n_in0 = table[0, N_IN]
+    n_weights = table[0, B_OFF]
+    n_params = params.shape[0]
+    n_update = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
+    n_samples = order.shape[0]
+    for t in range(first, last):
+        start = t * mini_batch
+        m = min(mini_batch, n_samples - start)
+        rows = order[start : start + m]
+        step = params.dtype.type(eta / m)
+        xm = xb[: m * n_in0].reshape((m, n_in0))
+        nb = n_blocks(m)
+        for c in prange(nb):
+            lo = (c * m) // nb
+            hi = ((c + 1) * m) // nb
+            for r in range(lo, hi):
+                xm[r] = X[rows[r]]
+            block_gradient_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                labels,
+                rows,
+                xm,
+                mini_batch,
+                m,
+                lo,
+                hi,
+                zs,
+                acts,
+                deltas,
+                grads[c],
+            )
+        for blk in prange(n_update):
+            lo = blk * UPDATE_BLOCK
+            update_block_(
+                params, grads, nb, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
+            )

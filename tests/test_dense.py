@@ -1,0 +1,189 @@
+"""fastnet.kernels.dense against fastnet.reference, and its promises: the same
+bits for any thread count, no allocation per mini-batch, the driver choice in
+Network.train and train_many."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from numba.core.runtime import _nrt_python, rtsys
+
+import fastnet
+import fastnet.network as network_module
+from fastnet import reference
+from fastnet._config import DENSE_BLOCK_ROWS, DENSE_MAX_BLOCKS, GRAD_CHUNK, REFERENCE_RTOL
+from fastnet.kernels import dense
+from fastnet.many import train_many
+from fastnet.threads import blas_threads
+from fastnet.workspace import DenseWorkspace
+from tests.conftest import JIT_DISABLED
+from tests.test_kernels import PAIRS, THREADS, flat, kernel_codes, problem, views
+
+NO_INDEX = np.zeros(1, np.int64)
+
+
+def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation):
+    m = min(mini_batch, len(order))
+    ws = DenseWorkspace(lay, params.dtype, m)
+    with blas_threads(1):
+        dense.sgd_dense_(
+            params,
+            lay.table,
+            *kernel_codes(cost, activation),
+            X,
+            y,
+            NO_INDEX,
+            NO_INDEX,
+            order,
+            m,
+            0,
+            -(-len(order) // m),
+            eta,
+            lmbda,
+            len(X),
+            *ws.buffers,
+        )
+
+
+@pytest.mark.parametrize("mini_batch", [1, 7, GRAD_CHUNK + 1, 23, 50, 64])
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_epoch_matches_reference_float64(mini_batch, cost, activation):
+    # n = 50: 7 and 23 leave a short last batch, 64 > n is one batch.
+    lay, params, X, y = problem((12, 9, 7, 4), 50)
+    order = np.random.default_rng(5).permutation(len(X))
+    w, b = views(lay, params)
+    reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0, activation=activation, cost=cost)
+    run_dense(lay, params, X, y, order, mini_batch, 0.5, 2.0, cost, activation)
+    np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("mini_batch", [17, 100, 2 * DENSE_BLOCK_ROWS + 5])
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_epoch_matches_reference_float32(mini_batch, cost, activation):
+    lay, params, X, y = problem((12, 9, 4), 300, np.float32)
+    order = np.random.default_rng(5).permutation(len(X))
+    w, b = views(lay, params)
+    reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.1, 1.0, activation=activation, cost=cost)
+    run_dense(lay, params, X, y, order, mini_batch, 0.1, 1.0, cost, activation)
+    assert params.dtype == np.float32
+    np.testing.assert_allclose(params, flat(lay, w, b), rtol=2e-4, atol=2e-5)
+
+
+def test_blocks_depend_on_mini_batch_only():
+    assert [dense.n_blocks(m) for m in (1, DENSE_BLOCK_ROWS - 1, DENSE_BLOCK_ROWS)] == [1, 1, 1]
+    assert dense.n_blocks(2 * DENSE_BLOCK_ROWS) == 2
+    assert dense.n_blocks(10**6) == DENSE_MAX_BLOCKS
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mini_batch", [GRAD_CHUNK + 1, 2 * DENSE_BLOCK_ROWS + 5, 500])
+def test_thread_count_gives_identical_bits(dtype, mini_batch):
+    # Wide enough that BLAS takes its blocked kernels, not a tiny-matrix path.
+    lay, start, X, y = problem((200, 64, 10), 1000, dtype)
+    order = np.random.default_rng(2).permutation(len(X))
+    results = {}
+    previous = numba.get_num_threads()
+    try:
+        for n_threads in THREADS:
+            numba.set_num_threads(n_threads)
+            params = start.copy()
+            run_dense(lay, params, X, y, order, mini_batch, 0.3, 1.0, "cross_entropy", "sigmoid")
+            results[n_threads] = params.tobytes()
+    finally:
+        numba.set_num_threads(previous)
+    assert len(set(results.values())) == 1
+    assert results[1] != start.tobytes()
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="NRT statistics need compiled kernels")
+def test_epoch_allocates_nothing_per_mini_batch():
+    lay, params, X, y = problem((20, 8, 4), 2000)
+    order = np.arange(len(X))
+    m = 2 * DENSE_BLOCK_ROWS
+    ws = DenseWorkspace(lay, params.dtype, m)
+    args = (params, lay.table, 0, 0, 0, X, y, NO_INDEX, NO_INDEX, order, m)
+    tail = (0.1, 1.0, len(X), *ws.buffers)
+    with blas_threads(1):
+        dense.sgd_dense_(*args, 0, 1, *tail)  # compile
+        _nrt_python.memsys_enable_stats()
+        try:
+            s0 = rtsys.get_allocation_stats()
+            dense.sgd_dense_(*args, 0, 1, *tail)
+            s1 = rtsys.get_allocation_stats()
+            dense.sgd_dense_(*args, 0, 20, *tail)
+            s2 = rtsys.get_allocation_stats()
+        finally:
+            _nrt_python.memsys_disable_stats()
+    # Whatever a call costs, 20 mini-batches cost the same as 1, and nothing leaks.
+    assert s2.alloc - s1.alloc == s1.alloc - s0.alloc
+    assert s2.alloc - s2.free == s0.alloc - s0.free
+
+
+def mnist_like(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 784))
+    X[X < 0.8] = 0
+    return X, rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize(
+    "sizes,mini_batch,expected",
+    [
+        ([784, 30, 10], 10, {"serial", "parallel"}),  # the fused step
+        ([784, 30, 10], 17, {"dense"}),
+        ([784, 30, 10], 100, {"dense"}),
+        ([12, 9, 4], 100, {"serial", "parallel"}),  # toy layers stay on loops
+    ],
+)
+def test_train_picks_the_driver_by_size(sizes, mini_batch, expected):
+    net = fastnet.Network(sizes, seed=0)
+    history = net.train(_data(sizes), 1, mini_batch, 0.1)
+    assert history.header["kernel"] in expected
+    assert network_module.use_dense(mini_batch, net.layout.n_weights) == (expected == {"dense"})
+
+
+def _data(sizes):
+    X, y = mnist_like(200)
+    return np.ascontiguousarray(X[:, : sizes[0]]), y % sizes[-1]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_network_threads_give_identical_bits(dtype):
+    data = mnist_like(600)
+    bits = set()
+    for n_threads in THREADS:
+        net = fastnet.Network([784, 30, 10], seed=4, dtype=dtype, n_threads=n_threads)
+        history = net.train(data, 2, 2 * DENSE_BLOCK_ROWS + 3, 0.3, 1.0)
+        assert history.header["kernel"] == "dense"
+        bits.add(net.params.tobytes())
+    assert len(bits) == 1
+
+
+def test_network_dense_matches_reference_over_epochs():
+    X, y = mnist_like(300)
+    net = fastnet.Network([784, 30, 10], seed=7)
+    w = [v.copy() for v in net.weights]
+    b = [v.copy() for v in net.biases]
+    rng = np.random.default_rng(net.seed)
+    net.rng = np.random.default_rng(net.seed)
+    net.train((X, y), 3, 40, 0.3, 2.0)
+    for _ in range(3):
+        reference.sgd_epoch(w, b, X, y, rng.permutation(len(X)), 40, 0.3, 2.0)
+    for got, want in zip(net.weights + net.biases, w + b, strict=True):
+        np.testing.assert_allclose(got, want, rtol=REFERENCE_RTOL, atol=1e-12)
+
+
+def test_train_many_with_dense_mini_batches_equals_training_alone():
+    data = mnist_like(300)
+    alone = []
+    for seed in (1, 2):
+        net = fastnet.Network([784, 30, 10], seed=seed)
+        net.train(data, 2, 50, 0.3, 1.0)
+        alone.append(net.params.tobytes())
+    nets = [fastnet.Network([784, 30, 10], seed=seed) for seed in (1, 2)]
+    seen = []
+    histories = train_many(nets, data, 2, 50, 0.3, 1.0, callback=lambda i, r: seen.append(i))
+    assert [net.params.tobytes() for net in nets] == alone
+    assert [h.header["kernel"] for h in histories] == ["dense", "dense"]
+    assert seen == [0, 0, 1, 1]
