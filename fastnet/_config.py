@@ -89,6 +89,17 @@ DENSE_MIN_WORK = 200_000
 DENSE_BLOCK_ROWS = 48
 DENSE_MAX_BLOCKS = 16
 
+#: Rows the dense evaluation (fastnet.kernels.dense.dense_evaluate) feeds
+#: forward per BLAS product; networks whose n_weights make
+#: use_dense(DENSE_EVAL_ROWS, n_weights) true evaluate that way. Measured on 2
+#: cores, 10,000 validation images, ms with rows 64 / 128 / 256 (reference in
+#: the same runs): [784,30,10] float32 29.9 / 23.9 / 15.0 (12.1-15.1),
+#: [784,100,10] float32 29.9 / 24.9 / 22.5 (22.6-23.6), [784,256,128,10]
+#: float32 74.6 / 61.3 / 59.5 (60.9-66.7); the loop kernel took 25-27, 33-36
+#: and 80-87. (A chunk of EVAL_CHUNKS holds 157 of 10,000 rows, so 256 is one
+#: product per chunk there.)
+DENSE_EVAL_ROWS = 256
+
 #: Relative tolerance for the float64 kernel-vs-reference comparisons.
 REFERENCE_RTOL = 1e-9
 

@@ -15,6 +15,7 @@ import numpy as np
 from fastnet import io
 from fastnet._config import (
     DEFAULT_DTYPE,
+    DENSE_EVAL_ROWS,
     DENSE_MIN_WORK,
     GRAD_CHUNK,
     PARALLEL_BIG_WORK,
@@ -29,7 +30,7 @@ from fastnet.history import History, MetricsWriter, versions
 from fastnet.init import get_initializer, initialize_layer_
 from fastnet.kernels import codes, dense, mlp
 from fastnet.layout import Layout
-from fastnet.threads import blas_threads, resolve_threads, threading_layer
+from fastnet.threads import blas_threads, max_threads, resolve_threads, threading_layer
 from fastnet.workspace import DenseWorkspace, EvalWorkspace, TrainWorkspace, nonzero_index
 
 #: Mini-batches per kernel call when a progress bar is shown (otherwise an
@@ -128,7 +129,7 @@ class Network:
         self.weights = self.layout.weight_views(self.params)
         self.biases = self.layout.bias_views(self.params)
         self._train_ws: TrainWorkspace | DenseWorkspace | None = None
-        self._eval_ws = EvalWorkspace(self.layout, self.dtype)
+        self._eval_ws = self._new_eval_ws()
         if init is None:
             self.init = self.bias_init = None
             self._symmetric = False
@@ -167,7 +168,7 @@ class Network:
         self.weights = self.layout.weight_views(self.params)
         self.biases = self.layout.bias_views(self.params)
         self._train_ws = None
-        self._eval_ws = EvalWorkspace(self.layout, self.dtype)
+        self._eval_ws = self._new_eval_ws()
 
     def config(self) -> dict:
         """The network's configuration as plain JSON-able values."""
@@ -221,9 +222,30 @@ class Network:
         numba.set_num_threads(n)
         return n
 
+    def _new_eval_ws(self):
+        dense_eval = use_dense(DENSE_EVAL_ROWS, self.layout.n_weights)
+        return EvalWorkspace(self.layout, self.dtype, dense_eval, max_threads())
+
     def _evaluate(self, X, y, index=None):
+        """Summed cost (no L2 term) and number correct over `X` (validated,
+        in the network's dtype). `index`: `X`'s non-zero index, if at hand;
+        only the loop kernel reads it."""
         ws = self._eval_ws
-        self._threads()
+        n_threads = self._threads()
+        if ws.dense_zs.shape[0]:
+            # Layers wide enough for BLAS: one product per layer and row block.
+            with blas_threads(1):
+                return dense.dense_evaluate(
+                    self.params,
+                    self.layout.table,
+                    *self._codes,
+                    X,
+                    y,
+                    ws.dense_zs[:n_threads],
+                    ws.dense_acts[:n_threads],
+                    ws.cost_parts,
+                    ws.correct_parts,
+                )
         indptr, indices = nonzero_index(X) if index is None else index
         return mlp.evaluate(
             self.params,

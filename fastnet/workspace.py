@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK
+from fastnet._config import DENSE_EVAL_ROWS, EVAL_CHUNKS, GRAD_CHUNK
 from fastnet.kernels.dense import n_blocks as dense_blocks
 from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
 from fastnet.layout import Layout
@@ -88,18 +88,25 @@ def row_lanes(n_in: int, n_lanes: int) -> np.ndarray:
 
 
 class EvalWorkspace:
-    """Per-chunk scratch rows and partial sums for evaluation and prediction.
+    """Scratch and partial sums for evaluation and prediction.
 
     Attributes
     ----------
     zs, acts : ndarray, shape (EVAL_CHUNKS, layout.n_z)
+        Per-chunk rows for the loop kernels (:func:`fastnet.kernels.mlp.evaluate`).
+    dense_zs, dense_acts : ndarray, shape (n_threads, DENSE_EVAL_ROWS * layout.n_z)
+        Per-thread layer-major blocks for
+        :func:`fastnet.kernels.dense.dense_evaluate`, when `dense`; else empty.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
     """
 
-    def __init__(self, layout: Layout, dtype):
+    def __init__(self, layout: Layout, dtype, dense: bool = False, n_threads: int = 1):
         self.zs = np.zeros((EVAL_CHUNKS, layout.n_z), dtype)
         self.acts = np.zeros((EVAL_CHUNKS, layout.n_z), dtype)
+        shape = (n_threads, DENSE_EVAL_ROWS * layout.n_z) if dense else (0, 0)
+        self.dense_zs = np.zeros(shape, dtype)
+        self.dense_acts = np.zeros(shape, dtype)
         self.cost_parts = np.zeros(EVAL_CHUNKS, np.float64)
         self.correct_parts = np.zeros(EVAL_CHUNKS, np.int64)
 

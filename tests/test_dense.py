@@ -1,6 +1,6 @@
 """fastnet.kernels.dense against fastnet.reference, and its promises: the same
 bits for any thread count, no allocation per mini-batch, the driver choice in
-Network.train and train_many."""
+Network.train and train_many, dense evaluation."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ from numba.core.runtime import _nrt_python, rtsys
 import fastnet
 import fastnet.network as network_module
 from fastnet import reference
-from fastnet._config import DENSE_BLOCK_ROWS, DENSE_MAX_BLOCKS, GRAD_CHUNK, REFERENCE_RTOL
+from fastnet._config import (
+    DENSE_BLOCK_ROWS,
+    DENSE_EVAL_ROWS,
+    DENSE_MAX_BLOCKS,
+    EVAL_CHUNKS,
+    GRAD_CHUNK,
+    REFERENCE_RTOL,
+)
 from fastnet.kernels import dense
 from fastnet.many import train_many
 from fastnet.threads import blas_threads
-from fastnet.workspace import DenseWorkspace
+from fastnet.workspace import DenseWorkspace, EvalWorkspace
 from tests.conftest import JIT_DISABLED
 from tests.test_kernels import PAIRS, THREADS, flat, kernel_codes, problem, views
 
@@ -187,3 +194,63 @@ def test_train_many_with_dense_mini_batches_equals_training_alone():
     assert [net.params.tobytes() for net in nets] == alone
     assert [h.header["kernel"] for h in histories] == ["dense", "dense"]
     assert seen == [0, 0, 1, 1]
+
+
+def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads):
+    ws = EvalWorkspace(lay, params.dtype, True, n_threads)
+    with blas_threads(1):
+        return dense.dense_evaluate(
+            params,
+            lay.table,
+            *kernel_codes(cost, activation),
+            X,
+            y,
+            ws.dense_zs,
+            ws.dense_acts,
+            ws.cost_parts,
+            ws.correct_parts,
+        )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 10, EVAL_CHUNKS + 3, EVAL_CHUNKS * DENSE_EVAL_ROWS + 7])
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_evaluate_matches_reference(dtype, n, cost, activation):
+    # EVAL_CHUNKS * DENSE_EVAL_ROWS + 7: chunks longer than a row block.
+    lay, params, X, y = problem((12, 9, 7, 4), n, dtype)
+    w, b = views(lay, params)
+    cost_sum, correct = run_dense_evaluate(lay, params, X, y, cost, activation, 1)
+    rel = REFERENCE_RTOL if dtype == np.float64 else 1e-4
+    assert cost_sum / n == pytest.approx(
+        reference.total_cost(w, b, X, y, 0.0, activation, cost), rel=rel
+    )
+    if dtype == np.float64:
+        assert correct == round(reference.accuracy(w, b, X, y, activation, cost) * n)
+
+
+def test_evaluate_is_independent_of_thread_count():
+    lay, params, X, y = problem((200, 64, 10), 3001)
+    results = {
+        run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", t) for t in (1, 2, 3)
+    }
+    previous = numba.get_num_threads()
+    try:
+        for t in THREADS:
+            numba.set_num_threads(t)
+            results.add(run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", t))
+    finally:
+        numba.set_num_threads(previous)
+    assert len(results) == 1
+
+
+def test_network_evaluates_mnist_sized_layers_densely():
+    X, y = mnist_like(500)
+    net = fastnet.Network([784, 30, 10], seed=2)
+    assert net._eval_ws.dense_zs.shape[0] >= 1
+    w, b = [v.copy() for v in net.weights], [v.copy() for v in net.biases]
+    assert net.accuracy((X, y)) == reference.accuracy(w, b, X, y)
+    assert net.total_cost((X, y), 2.0) == pytest.approx(
+        reference.total_cost(w, b, X, y, 2.0), rel=REFERENCE_RTOL
+    )
+    small = fastnet.Network([12, 9, 4], seed=2)
+    assert small._eval_ws.dense_zs.shape[0] == 0  # toy layers: the loop kernel

@@ -27,8 +27,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastnet._config import DENSE_BLOCK_ROWS, DENSE_MAX_BLOCKS, JIT_OPTIONS, UPDATE_BLOCK
-from fastnet.kernels.activations import activate_, output_delta_, scale_by_derivative_
+from fastnet._config import (
+    DENSE_BLOCK_ROWS,
+    DENSE_EVAL_ROWS,
+    DENSE_MAX_BLOCKS,
+    EVAL_CHUNKS,
+    JIT_OPTIONS,
+    UPDATE_BLOCK,
+)
+from fastnet.kernels.activations import (
+    activate_,
+    output_delta_,
+    sample_cost,
+    scale_by_derivative_,
+)
 from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
 from fastnet.kernels.mlp import PARALLEL_OPTIONS, update_block_
 
@@ -253,3 +265,96 @@ def sgd_dense_(
             update_block_(
                 params, grads, nb, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
             )
+
+
+@njit(**JIT_OPTIONS)
+def forward_rows_(params, table, hidden, output, x, rows, zs, acts):
+    """Feed the ``(m, sizes[0])`` rows `x` forward with one BLAS product per
+    layer, into layer-major `zs` and `acts` with block stride `rows`."""
+    m = x.shape[0]
+    n_layers = table.shape[0]
+    for layer in range(n_layers):
+        n_out = table[layer, N_OUT]
+        b_off = table[layer, B_OFF]
+        z = layer_block(zs, table, layer, rows, m)
+        a = layer_block(acts, table, layer, rows, m)
+        w = layer_weights(params, table, layer)
+        if layer == 0:
+            np.dot(x, w, z)
+        else:
+            np.dot(layer_block(acts, table, layer - 1, rows, m), w, z)
+        code = output if layer == n_layers - 1 else hidden
+        for r in range(m):
+            zr = z[r]
+            for j in range(n_out):
+                zr[j] += params[b_off + j]
+            activate_(code, zr, a[r])
+
+
+@njit(**PARALLEL_OPTIONS)
+def dense_evaluate(
+    params, table, hidden, output, cost, X, labels, zs, acts, cost_parts, correct_parts
+):
+    """Summed cost and number of correct predictions over a data set, each
+    layer as BLAS products on blocks of rows.
+
+    The data are split into EVAL_CHUNKS fixed chunks (as
+    :func:`fastnet.kernels.mlp.evaluate`); thread ``t`` of ``T`` takes chunks
+    ``t, t + T, ...``, feeding each forward DENSE_EVAL_ROWS rows at a time
+    through its own buffers; the per-chunk sums are combined in chunk order,
+    so the result does not depend on the thread count. BLAS must run on one
+    thread (``fastnet.threads.blas_threads(1)``).
+
+    Parameters
+    ----------
+    params, table, hidden, output, cost
+        As in :func:`fastnet.kernels.mlp.forward_sample_`.
+    X : ndarray, shape (n, sizes[0]), C-contiguous, dtype of `params`
+    labels : ndarray of int64, shape (n,)
+    zs, acts : ndarray, shape (n_threads, DENSE_EVAL_ROWS * n_z)
+        Per-thread layer-major scratch; overwritten.
+    cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
+    correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
+        Overwritten with per-chunk partial sums.
+
+    Returns
+    -------
+    cost_sum : float
+        Sum of the per-sample costs (no L2 term).
+    n_correct : int
+    """
+    n = X.shape[0]
+    n_threads = zs.shape[0]
+    last = table.shape[0] - 1
+    n_out = table[last, N_OUT]
+    for t in prange(n_threads):
+        for c in range(t, EVAL_CHUNKS, n_threads):
+            total = 0.0
+            correct = 0
+            hi = ((c + 1) * n) // EVAL_CHUNKS
+            lo = (c * n) // EVAL_CHUNKS
+            while lo < hi:
+                m = min(DENSE_EVAL_ROWS, hi - lo)
+                forward_rows_(
+                    params, table, hidden, output, X[lo : lo + m], DENSE_EVAL_ROWS, zs[t], acts[t]
+                )
+                z = layer_block(zs[t], table, last, DENSE_EVAL_ROWS, m)
+                a = layer_block(acts[t], table, last, DENSE_EVAL_ROWS, m)
+                for r in range(m):
+                    label = labels[lo + r]
+                    total += sample_cost(cost, z[r], a[r], label)
+                    best = 0
+                    for j in range(1, n_out):
+                        if a[r, j] > a[r, best]:
+                            best = j
+                    if best == label:
+                        correct += 1
+                lo += m
+            cost_parts[c] = total
+            correct_parts[c] = correct
+    cost_sum = 0.0
+    n_correct = 0
+    for c in range(EVAL_CHUNKS):
+        cost_sum += cost_parts[c]
+        n_correct += correct_parts[c]
+    return cost_sum, n_correct
