@@ -66,13 +66,17 @@ PARALLEL_FUSED_MIN_WORK = 120_000
 #: layer as BLAS products per mini-batch): more than GRAD_CHUNK samples
 #: (smaller ones take the fused step) and at least DENSE_MIN_WORK
 #: multiply-adds (mini_batch * n_weights). Measured on 2 cores, real MNIST,
-#: dense vs the loop drivers' samples/s (python bench/crossover.py float32
-#: float64): [784,30,10] mb 17 1.26x/1.41x (float32/float64), mb 32
-#: 1.56x/1.15x, mb 100 1.46x/1.39x, mb 200 1.33x (float32); [784,100,10] mb 17
-#: 1.97x, mb 100 1.68x (float32); [784,256,128,10] mb 17 3.02x, mb 64
-#: 2.70x/1.42x. At mb 10 (the fused step) dense was 0.99x on [784,30,10] and
-#: 0.59x on [784,256,128,10]. The floor keeps toy layers, where a BLAS call's
-#: fixed cost dominates, on the loop drivers.
+#: dense vs the better loop driver, samples/s (python bench/crossover.py
+#: float32 float64, 2026-12-01, float32/float64): [784,30,10] mb 17
+#: 1.26x/1.06x, mb 32 1.21x/1.03x, mb 64 0.99x/1.24x, mb 100 1.37x/1.52x,
+#: mb 200 1.41x/1.16x; [784,100,10] mb 17 1.13x/1.14x, mb 100 1.20x/1.08x;
+#: [784,256,128,10] mb 17 1.97x/1.90x, mb 64 2.07x/1.32x, mb 100
+#: 2.25x/1.97x. At mb 10 (the fused step) dense was 0.53x/0.46x on
+#: [784,30,10], 0.67x/0.68x on [784,256,128,10]. On [784,10] (7,850 weights)
+#: dense loses at mb 32 and 64 (0.97x/0.77x, 0.87x/0.71x, above this floor)
+#: and wins from mb 100 (1.76x/1.18x); a floor high enough to keep those on
+#: the loops (600k) would also send [784,30,10] mb 17-25 back to them, so the
+#: book's network decides.
 DENSE_MIN_WORK = 200_000
 
 #: The dense driver splits a mini-batch into row blocks of at least this many
