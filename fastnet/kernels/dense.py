@@ -71,6 +71,43 @@ def n_blocks(m):
 
 
 @njit(**JIT_OPTIONS)
+def forward_rows_(params, table, hidden, output, x, stride, m, lo, zs, acts):
+    """Feed the rows `x` forward with one BLAS product per layer.
+
+    Parameters
+    ----------
+    params, table, hidden, output
+        As in :func:`fastnet.kernels.mlp.forward_sample_`.
+    x : ndarray, shape (k, sizes[0]), C-contiguous
+    stride, m : int
+        Layer-major buffers hold each layer as an ``(m, n_out)`` block at
+        ``stride * table[l, Z_OFF]`` (:func:`layer_block`).
+    lo : int
+        `x` fills rows ``lo`` to ``lo + k - 1`` of those blocks.
+    zs, acts : ndarray, shape (stride * n_z,)
+        Layer-major work buffers; only rows ``lo:lo+k`` are written.
+    """
+    hi = lo + x.shape[0]
+    n_layers = table.shape[0]
+    for layer in range(n_layers):
+        n_out = table[layer, N_OUT]
+        b_off = table[layer, B_OFF]
+        z = layer_block(zs, table, layer, stride, m)[lo:hi]
+        a = layer_block(acts, table, layer, stride, m)[lo:hi]
+        w = layer_weights(params, table, layer)
+        if layer == 0:
+            np.dot(x, w, z)
+        else:
+            np.dot(layer_block(acts, table, layer - 1, stride, m)[lo:hi], w, z)
+        code = output if layer == n_layers - 1 else hidden
+        for r in range(hi - lo):
+            zr = z[r]
+            for j in range(n_out):
+                zr[j] += params[b_off + j]
+            activate_(code, zr, a[r])
+
+
+@njit(**JIT_OPTIONS)
 def block_gradient_(
     params,
     table,
@@ -112,22 +149,7 @@ def block_gradient_(
     """
     n_layers = table.shape[0]
     x = xb[lo:hi]
-    for layer in range(n_layers):
-        n_out = table[layer, N_OUT]
-        b_off = table[layer, B_OFF]
-        z = layer_block(zs, table, layer, mini_batch, m)[lo:hi]
-        a = layer_block(acts, table, layer, mini_batch, m)[lo:hi]
-        w = layer_weights(params, table, layer)
-        if layer == 0:
-            np.dot(x, w, z)
-        else:
-            np.dot(layer_block(acts, table, layer - 1, mini_batch, m)[lo:hi], w, z)
-        code = output if layer == n_layers - 1 else hidden
-        for r in range(hi - lo):
-            zr = z[r]
-            for j in range(n_out):
-                zr[j] += params[b_off + j]
-            activate_(code, zr, a[r])
+    forward_rows_(params, table, hidden, output, x, mini_batch, m, lo, zs, acts)
 
     last = n_layers - 1
     z = layer_block(zs, table, last, mini_batch, m)[lo:hi]
@@ -267,30 +289,6 @@ def sgd_dense_(
             )
 
 
-@njit(**JIT_OPTIONS)
-def forward_rows_(params, table, hidden, output, x, rows, zs, acts):
-    """Feed the ``(m, sizes[0])`` rows `x` forward with one BLAS product per
-    layer, into layer-major `zs` and `acts` with block stride `rows`."""
-    m = x.shape[0]
-    n_layers = table.shape[0]
-    for layer in range(n_layers):
-        n_out = table[layer, N_OUT]
-        b_off = table[layer, B_OFF]
-        z = layer_block(zs, table, layer, rows, m)
-        a = layer_block(acts, table, layer, rows, m)
-        w = layer_weights(params, table, layer)
-        if layer == 0:
-            np.dot(x, w, z)
-        else:
-            np.dot(layer_block(acts, table, layer - 1, rows, m), w, z)
-        code = output if layer == n_layers - 1 else hidden
-        for r in range(m):
-            zr = z[r]
-            for j in range(n_out):
-                zr[j] += params[b_off + j]
-            activate_(code, zr, a[r])
-
-
 @njit(**PARALLEL_OPTIONS)
 def dense_evaluate(
     params, table, hidden, output, cost, X, labels, zs, acts, cost_parts, correct_parts
@@ -336,7 +334,16 @@ def dense_evaluate(
             while lo < hi:
                 m = min(DENSE_EVAL_ROWS, hi - lo)
                 forward_rows_(
-                    params, table, hidden, output, X[lo : lo + m], DENSE_EVAL_ROWS, zs[t], acts[t]
+                    params,
+                    table,
+                    hidden,
+                    output,
+                    X[lo : lo + m],
+                    DENSE_EVAL_ROWS,
+                    m,
+                    0,
+                    zs[t],
+                    acts[t],
                 )
                 z = layer_block(zs[t], table, last, DENSE_EVAL_ROWS, m)
                 a = layer_block(acts[t], table, last, DENSE_EVAL_ROWS, m)
