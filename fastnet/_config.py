@@ -90,6 +90,11 @@ DENSE_MIN_WORK = 200_000
 #: [784,30,10] mb 100 float64 144k / 199k / 156k (one noisy run each: 48 and
 #: 64 within noise of each other, 32 clearly worse; 48 splits mini-batches of
 #: 96 and more between two threads).
+#: A one-block mini-batch splits its first layer's inputs into two fixed
+#: halves run in parallel instead (fastnet.kernels.dense.sgd_dense_); on 2
+#: threads, [784,256,128,10] mb 64: float32 64.0k-75.6k samples/s with the
+#: split vs 40.4k-53.6k without, float64 32.7k-38.4k vs 26.4k-27.8k
+#: (in-process A/B, two rounds each).
 DENSE_BLOCK_ROWS = 48
 DENSE_MAX_BLOCKS = 16
 

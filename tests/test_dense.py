@@ -65,6 +65,24 @@ def test_epoch_matches_reference_float64(mini_batch, cost, activation):
     np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
 
 
+@pytest.mark.parametrize("sizes", [(12, 9, 7, 4), (12, 4), (1, 9, 4)])
+@pytest.mark.parametrize("mini_batch", [23, 2 * DENSE_BLOCK_ROWS + 5])
+@pytest.mark.parametrize(
+    "cost,activation",
+    [("cross_entropy", "sigmoid"), ("log_likelihood", "relu"), ("quadratic", "tanh")],
+)
+def test_both_paths_match_reference_float64(sizes, mini_batch, cost, activation):
+    # 23: one block, the first layer split by inputs; 2 * DENSE_BLOCK_ROWS + 5:
+    # row blocks. One layer, and one input (an empty half), as edge cases.
+    assert dense.n_blocks(23) == 1 and dense.n_blocks(2 * DENSE_BLOCK_ROWS + 5) == 2
+    lay, params, X, y = problem(sizes, 300)
+    order = np.random.default_rng(5).permutation(len(X))
+    w, b = views(lay, params)
+    reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0, activation=activation, cost=cost)
+    run_dense(lay, params, X, y, order, mini_batch, 0.5, 2.0, cost, activation)
+    np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
+
+
 @pytest.mark.parametrize("mini_batch", [17, 100, 2 * DENSE_BLOCK_ROWS + 5])
 @pytest.mark.parametrize("cost,activation", PAIRS)
 def test_epoch_matches_reference_float32(mini_batch, cost, activation):

@@ -13,8 +13,9 @@ driver's bits differ from the loop drivers' in the last place; it matches the
 reference as they do. Its results do not depend on the thread count: a
 mini-batch is split into fixed row blocks (:func:`n_blocks`, from the
 mini-batch size only), each block runs on one thread with one-thread BLAS, and
-the blocks' gradient sums are added in block order (``tests/test_dense.py``
-checks one thread against all).
+the blocks' gradient sums are added in block order; a one-block mini-batch
+splits its first layer into two fixed halves of the inputs instead
+(:func:`sgd_dense_`). ``tests/test_dense.py`` checks one thread against all.
 
 Work buffers are layer-major: layer ``l``'s weighted inputs for a mini-batch of
 ``m <= mini_batch`` samples are the ``(m, n_out)`` C-contiguous block starting at
@@ -71,25 +72,28 @@ def n_blocks(m):
 
 
 @njit(**JIT_OPTIONS)
-def forward_rows_(params, table, hidden, output, x, stride, m, lo, zs, acts):
-    """Feed the rows `x` forward with one BLAS product per layer.
+def forward_rows_(params, table, hidden, output, x, first, stride, m, lo, hi, zs, acts):
+    """Feed rows ``lo:hi`` forward from layer `first` on, one BLAS product
+    per layer.
 
     Parameters
     ----------
     params, table, hidden, output
         As in :func:`fastnet.kernels.mlp.forward_sample_`.
-    x : ndarray, shape (k, sizes[0]), C-contiguous
+    x : ndarray, shape (hi - lo, sizes[0]), C-contiguous
+        The rows' inputs (read only when `first` is 0).
+    first : int
+        First layer to compute; the earlier layers' blocks must be filled.
     stride, m : int
         Layer-major buffers hold each layer as an ``(m, n_out)`` block at
         ``stride * table[l, Z_OFF]`` (:func:`layer_block`).
-    lo : int
-        `x` fills rows ``lo`` to ``lo + k - 1`` of those blocks.
+    lo, hi : int
+        The rows to compute.
     zs, acts : ndarray, shape (stride * n_z,)
-        Layer-major work buffers; only rows ``lo:lo+k`` are written.
+        Layer-major work buffers; only rows ``lo:hi`` are written.
     """
-    hi = lo + x.shape[0]
     n_layers = table.shape[0]
-    for layer in range(n_layers):
+    for layer in range(first, n_layers):
         n_out = table[layer, N_OUT]
         b_off = table[layer, B_OFF]
         z = layer_block(zs, table, layer, stride, m)[lo:hi]
@@ -105,6 +109,63 @@ def forward_rows_(params, table, hidden, output, x, stride, m, lo, zs, acts):
             for j in range(n_out):
                 zr[j] += params[b_off + j]
             activate_(code, zr, a[r])
+
+
+@njit(**JIT_OPTIONS)
+def column_sums_(d, out):
+    """``out[j] = sum_r d[r, j]``, rows added in order (a bias gradient)."""
+    for j in range(d.shape[1]):
+        s = d[0, j]
+        for r in range(1, d.shape[0]):
+            s += d[r, j]
+        out[j] = s
+
+
+@njit(**JIT_OPTIONS)
+def backward_rows_(
+    params, table, hidden, cost, labels, rows, stride, m, lo, hi, zs, acts, deltas, grad
+):
+    """Errors of rows ``lo:hi`` for every layer (BP1, BP2), and the gradient
+    sums of every layer's weights and biases except the first layer's weights.
+
+    Parameters
+    ----------
+    params, table, hidden, cost
+        As in :func:`fastnet.kernels.mlp.backward_sample_`.
+    labels : ndarray of int64, shape (n,)
+    rows : ndarray of int64, shape (m,)
+        The mini-batch's sample indices (its labels are ``labels[rows]``).
+    stride, m, lo, hi, zs, acts
+        As in :func:`forward_rows_`, filled by it.
+    deltas : ndarray, shape (stride * n_z,)
+        Layer-major; rows ``lo:hi`` of every layer are overwritten.
+    grad : ndarray, shape (n_params,)
+        Overwritten, except the first layer's weights.
+    """
+    last = table.shape[0] - 1
+    z = layer_block(zs, table, last, stride, m)[lo:hi]
+    a = layer_block(acts, table, last, stride, m)[lo:hi]
+    d = layer_block(deltas, table, last, stride, m)[lo:hi]
+    for r in range(hi - lo):
+        output_delta_(cost, z[r], a[r], labels[rows[lo + r]], d[r])
+    for layer in range(last, 0, -1):
+        n_in = table[layer, N_IN]
+        n_out = table[layer, N_OUT]
+        w_off = table[layer, W_OFF]
+        b_off = table[layer, B_OFF]
+        d = layer_block(deltas, table, layer, stride, m)[lo:hi]
+        a_prev = layer_block(acts, table, layer - 1, stride, m)[lo:hi]
+        np.dot(a_prev.T, d, grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out)))
+        column_sums_(d, grad[b_off : b_off + n_out])
+        # BP2 with the weights before this step's update.
+        d_prev = layer_block(deltas, table, layer - 1, stride, m)[lo:hi]
+        np.dot(d, layer_weights(params, table, layer).T, d_prev)
+        z_prev = layer_block(zs, table, layer - 1, stride, m)[lo:hi]
+        for r in range(hi - lo):
+            scale_by_derivative_(hidden, z_prev[r], a_prev[r], d_prev[r])
+    b_off = table[0, B_OFF]
+    d = layer_block(deltas, table, 0, stride, m)[lo:hi]
+    column_sums_(d, grad[b_off : b_off + table[0, N_OUT]])
 
 
 @njit(**JIT_OPTIONS)
@@ -131,11 +192,8 @@ def block_gradient_(
 
     Parameters
     ----------
-    params, table, hidden, output, cost
-        As in :func:`fastnet.kernels.mlp.forward_sample_`.
-    labels : ndarray of int64, shape (n,)
-    rows : ndarray of int64, shape (m,)
-        The mini-batch's sample indices (its labels are ``labels[rows]``).
+    params, table, hidden, output, cost, labels, rows
+        As in :func:`backward_rows_`.
     xb : ndarray, shape (m, sizes[0]), C-contiguous
         The gathered inputs.
     mini_batch, m : int
@@ -147,39 +205,16 @@ def block_gradient_(
     grad : ndarray, shape (n_params,)
         Overwritten with the block's gradient sum, in the layout of `params`.
     """
-    n_layers = table.shape[0]
     x = xb[lo:hi]
-    forward_rows_(params, table, hidden, output, x, mini_batch, m, lo, zs, acts)
-
-    last = n_layers - 1
-    z = layer_block(zs, table, last, mini_batch, m)[lo:hi]
-    a = layer_block(acts, table, last, mini_batch, m)[lo:hi]
-    d = layer_block(deltas, table, last, mini_batch, m)[lo:hi]
-    for r in range(hi - lo):
-        output_delta_(cost, z[r], a[r], labels[rows[lo + r]], d[r])
-
-    for layer in range(last, -1, -1):
-        n_in = table[layer, N_IN]
-        n_out = table[layer, N_OUT]
-        w_off = table[layer, W_OFF]
-        b_off = table[layer, B_OFF]
-        d = layer_block(deltas, table, layer, mini_batch, m)[lo:hi]
-        g = grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
-        if layer == 0:
-            np.dot(x.T, d, g)
-        else:
-            a_prev = layer_block(acts, table, layer - 1, mini_batch, m)[lo:hi]
-            np.dot(a_prev.T, d, g)
-            d_prev = layer_block(deltas, table, layer - 1, mini_batch, m)[lo:hi]
-            np.dot(d, layer_weights(params, table, layer).T, d_prev)
-            z_prev = layer_block(zs, table, layer - 1, mini_batch, m)[lo:hi]
-            for r in range(hi - lo):
-                scale_by_derivative_(hidden, z_prev[r], a_prev[r], d_prev[r])
-        for j in range(n_out):
-            s = d[0, j]
-            for r in range(1, hi - lo):
-                s += d[r, j]
-            grad[b_off + j] = s
+    forward_rows_(params, table, hidden, output, x, 0, mini_batch, m, lo, hi, zs, acts)
+    backward_rows_(
+        params, table, hidden, cost, labels, rows, mini_batch, m, lo, hi, zs, acts, deltas, grad
+    )
+    n_in = table[0, N_IN]
+    n_out = table[0, N_OUT]
+    w_off = table[0, W_OFF]
+    d = layer_block(deltas, table, 0, mini_batch, m)[lo:hi]
+    np.dot(x.T, d, grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out)))
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -208,15 +243,21 @@ def sgd_dense_(
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch as matrix products.
 
-    Each mini-batch is gathered into one matrix and split into
+    A mini-batch of at least ``2 * DENSE_BLOCK_ROWS`` samples is split into
     :func:`n_blocks` fixed row blocks; the blocks run in a ``prange``, each
     computing its gradient sum with BLAS products (:func:`block_gradient_`)
-    into its own buffer; then the book's step
+    into its own buffer. A smaller one is one block, so its first layer, most
+    of the work, is split by inputs instead: the two halves of the inputs go
+    through ``x[:, :k] @ w[:k]`` and ``x[:, k:] @ w[k:]`` in parallel, the two
+    partial sums are added in that order, and after the serial later layers
+    and backpropagation the two halves of the first layer's weight gradient
+    are again computed in parallel. Then the book's step
     ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
     ``b <- b - (eta/m) sum grad_b`` runs over fixed blocks of parameters,
-    adding the block sums in block order. BLAS must run on one thread inside
-    (``fastnet.threads.blas_threads(1)``): its own threading changes its
-    summation order, the fixed blocks do not.
+    adding the block sums in block order. Every split depends on the sizes
+    only, so the bits do not depend on the thread count. BLAS must run on one
+    thread inside (``fastnet.threads.blas_threads(1)``): its own threading
+    gave different bits on different thread counts.
 
     Parameters
     ----------
@@ -248,6 +289,9 @@ def sgd_dense_(
     """
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     n_in0 = table[0, N_IN]
+    n_out0 = table[0, N_OUT]
+    k = n_in0 // 2
+    w0 = layer_weights(params, table, 0)
     n_weights = table[0, B_OFF]
     n_params = params.shape[0]
     n_update = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
@@ -257,31 +301,85 @@ def sgd_dense_(
         m = min(mini_batch, n_samples - start)
         rows = order[start : start + m]
         step = params.dtype.type(eta / m)
-        xm = xb[: m * n_in0].reshape((m, n_in0))
         nb = n_blocks(m)
-        for c in prange(nb):
-            lo = (c * m) // nb
-            hi = ((c + 1) * m) // nb
-            for r in range(lo, hi):
-                xm[r] = X[rows[r]]
-            block_gradient_(
+        if nb > 1:
+            xm = xb[: m * n_in0].reshape((m, n_in0))
+            for c in prange(nb):
+                lo = (c * m) // nb
+                hi = ((c + 1) * m) // nb
+                for r in range(lo, hi):
+                    xm[r] = X[rows[r]]
+                block_gradient_(
+                    params,
+                    table,
+                    hidden,
+                    output,
+                    cost,
+                    labels,
+                    rows,
+                    xm,
+                    mini_batch,
+                    m,
+                    lo,
+                    hi,
+                    zs,
+                    acts,
+                    deltas,
+                    grads[c],
+                )
+        else:
+            # The inputs gathered as two matrices, x[:, :k] then x[:, k:].
+            x_lo = xb[: m * k].reshape((m, k))
+            x_hi = xb[m * k : m * n_in0].reshape((m, n_in0 - k))
+            z0 = layer_block(zs, table, 0, mini_batch, m)
+            # The first layer's error block is free until backpropagation.
+            part = layer_block(deltas, table, 0, mini_batch, m)
+            for half in prange(2):
+                if half == 0:
+                    for r in range(m):
+                        x_lo[r] = X[rows[r], :k]
+                    np.dot(x_lo, w0[:k], z0)
+                else:
+                    for r in range(m):
+                        x_hi[r] = X[rows[r], k:]
+                    np.dot(x_hi, w0[k:], part)
+            for r in range(m):
+                for j in range(n_out0):
+                    z0[r, j] += part[r, j]
+            # z0 now holds x @ w0; forward_rows_ from layer 1 would skip the
+            # bias and activation of layer 0, so finish them here.
+            a0 = layer_block(acts, table, 0, mini_batch, m)
+            b0 = table[0, B_OFF]
+            code0 = output if table.shape[0] == 1 else hidden
+            for r in range(m):
+                for j in range(n_out0):
+                    z0[r, j] += params[b0 + j]
+                activate_(code0, z0[r], a0[r])
+            forward_rows_(params, table, hidden, output, x_lo, 1, mini_batch, m, 0, m, zs, acts)
+            grad = grads[0]
+            backward_rows_(
                 params,
                 table,
                 hidden,
-                output,
                 cost,
                 labels,
                 rows,
-                xm,
                 mini_batch,
                 m,
-                lo,
-                hi,
+                0,
+                m,
                 zs,
                 acts,
                 deltas,
-                grads[c],
+                grad,
             )
+            d0 = layer_block(deltas, table, 0, mini_batch, m)
+            g0 = grad[: n_in0 * n_out0].reshape((n_in0, n_out0))
+            for half in prange(2):
+                if half == 0:
+                    np.dot(x_lo.T, d0, g0[:k])
+                else:
+                    np.dot(x_hi.T, d0, g0[k:])
         for blk in prange(n_update):
             lo = blk * UPDATE_BLOCK
             update_block_(
@@ -339,9 +437,11 @@ def dense_evaluate(
                     hidden,
                     output,
                     X[lo : lo + m],
+                    0,
                     DENSE_EVAL_ROWS,
                     m,
                     0,
+                    m,
                     zs[t],
                     acts[t],
                 )
