@@ -45,40 +45,19 @@ def main(dtypes):
             for mb in MINI_BATCHES:
                 net = Network(sizes, dtype=dt, seed=0)
                 n_batches = max(1, (10000 if len(sizes) == 3 else 3000) // mb)
-                serial = samples_per_second(
-                    mlp.sgd_serial_,
-                    net,
-                    TrainWorkspace(net.layout, net.dtype, mb),
-                    X,
-                    y,
-                    idx,
-                    order,
-                    mb,
-                    n_batches,
-                )
-                parallel = samples_per_second(
-                    mlp.sgd_parallel_,
-                    net,
-                    TrainWorkspace(net.layout, net.dtype, mb, n_threads),
-                    X,
-                    y,
-                    idx,
-                    order,
-                    mb,
-                    n_batches,
-                )
-                with blas_threads(1):  # as Network.train runs the dense driver
-                    dense_rate = samples_per_second(
-                        dense.sgd_dense_,
-                        net,
-                        DenseWorkspace(net.layout, net.dtype, mb),
-                        X,
-                        y,
-                        idx,
-                        order,
-                        mb,
-                        n_batches,
-                    )
+                drivers = {
+                    "serial": (mlp.sgd_serial_, TrainWorkspace(net.layout, dt, mb)),
+                    "parallel": (mlp.sgd_parallel_, TrainWorkspace(net.layout, dt, mb, n_threads)),
+                    "dense": (dense.sgd_dense_, DenseWorkspace(net.layout, dt, mb)),
+                }
+                rate = {}
+                # One-thread BLAS, as Network.train runs the dense driver.
+                with blas_threads(1):
+                    for name, (kernel, ws) in drivers.items():
+                        rate[name] = samples_per_second(
+                            kernel, net, ws, X, y, idx, order, mb, n_batches
+                        )
+                serial, parallel, dense_rate = rate["serial"], rate["parallel"], rate["dense"]
                 work = mb * net.layout.n_weights
                 print(
                     f"{dt} {sizes} mb{mb} chunks {mlp.n_chunks(mb)} work {work / 1e6:.2f}M: "

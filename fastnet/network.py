@@ -31,7 +31,13 @@ from fastnet.init import get_initializer, initialize_layer_
 from fastnet.kernels import codes, dense, mlp
 from fastnet.layout import Layout
 from fastnet.threads import blas_threads, max_threads, resolve_threads, threading_layer
-from fastnet.workspace import DenseWorkspace, EvalWorkspace, TrainWorkspace, nonzero_index
+from fastnet.workspace import (
+    NO_INDEX,
+    DenseWorkspace,
+    EvalWorkspace,
+    TrainWorkspace,
+    nonzero_index,
+)
 
 #: Mini-batches per kernel call when a progress bar is shown (otherwise an
 #: epoch is one call). Results do not depend on it.
@@ -485,8 +491,6 @@ class Network:
                 )
         if evaluation_data is not None:
             Xe, ye = self._data(evaluation_data, "evaluation_data")
-            eval_index = nonzero_index(Xe)
-        train_index = nonzero_index(X)
         if self._symmetric and len(self.sizes) > 2:
             warnings.warn(
                 f"weights initialized with {self.init!r} are identical within each layer; "
@@ -501,6 +505,12 @@ class Network:
         n_batches = math.ceil(n / m)
         n_threads = self._threads()
         kernel_name, kernel, ws = self._driver(m, n_threads)
+        # The loop kernels read the data through their non-zero index; the
+        # dense driver and dense evaluation do not, so skip building it.
+        loop_eval = self._eval_ws.dense_zs.shape[0] == 0
+        train_index = nonzero_index(X) if loop_eval or kernel_name != "dense" else NO_INDEX
+        if evaluation_data is not None:
+            eval_index = nonzero_index(Xe) if loop_eval else NO_INDEX
         last_good = self.params.copy()
 
         header = self._header(

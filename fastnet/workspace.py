@@ -111,6 +111,12 @@ class EvalWorkspace:
         self.correct_parts = np.zeros(EVAL_CHUNKS, np.int64)
 
 
+#: Stands in for a data set's non-zero index where no kernel reads it (the
+#: dense driver, dense evaluation); typed as :func:`nonzero_index` returns one,
+#: so the kernels keep one compiled specialization.
+NO_INDEX = (np.zeros(1, np.int64), np.zeros(0, np.int32))
+
+
 def nonzero_index(X):
     """Compressed-row index of the non-zero entries of `X`, for the kernels.
 

@@ -23,14 +23,11 @@ from fastnet._config import (
 from fastnet.kernels import dense
 from fastnet.many import train_many
 from fastnet.threads import blas_threads
-from fastnet.workspace import DenseWorkspace, EvalWorkspace
+from fastnet.workspace import NO_INDEX, DenseWorkspace, EvalWorkspace
 from tests.conftest import JIT_DISABLED
 from tests.test_kernels import PAIRS, THREADS, flat, kernel_codes, problem, views
 
-# Unused by the dense kernels, typed as nonzero_index returns them so that the
-# tests reuse Network.train's compiled specialization instead of adding one.
-NO_INDPTR = np.zeros(1, np.int64)
-NO_INDICES = np.zeros(1, np.int32)
+NO_INDPTR, NO_INDICES = NO_INDEX
 
 
 def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation):
