@@ -79,24 +79,23 @@ PARALLEL_FUSED_MIN_WORK = 120_000
 #: book's network decides.
 DENSE_MIN_WORK = 200_000
 
-#: The dense driver splits a mini-batch into row blocks of at least this many
-#: samples (at most DENSE_MAX_BLOCKS), run in parallel, each with one-thread
-#: BLAS, their gradient sums added in block order: like GRAD_CHUNK, fixed by
-#: the mini-batch size, so the bits do not depend on the thread count (BLAS's
-#: own threading gave different bits on 1 and 2 threads). Smaller blocks
-#: parallelize smaller mini-batches but make BLAS slower: dense samples/s on 2
-#: threads with blocks of 32 / 48 / 64 rows, [784,256,128,10] mb 64 float32
-#: 33.0k / 37.8k / 40.1k, [784,100,10] mb 100 float32 85.6k / 158.7k / 115.8k,
-#: [784,30,10] mb 100 float64 144k / 199k / 156k (one noisy run each: 48 and
-#: 64 within noise of each other, 32 clearly worse; 48 splits mini-batches of
-#: 96 and more between two threads).
-#: A one-block mini-batch splits its first layer's inputs into two fixed
-#: halves run in parallel instead (fastnet.kernels.dense.sgd_dense_); on 2
+#: How the dense driver uses two threads (no constant: the split is fixed in
+#: fastnet.kernels.dense.sgd_dense_): its first layer's inputs are split into
+#: two halves whose products run in parallel, partial sums added in order, so
+#: the bits do not depend on the thread count (BLAS's own threading gave
+#: different bits on 1 and 2 threads, and is held to one thread). Measured on 2
 #: threads, [784,256,128,10] mb 64: float32 64.0k-75.6k samples/s with the
-#: split vs 40.4k-53.6k without, float64 32.7k-38.4k vs 26.4k-27.8k
-#: (in-process A/B, two rounds each).
-DENSE_BLOCK_ROWS = 48
-DENSE_MAX_BLOCKS = 16
+#: split vs 40.4k-53.6k without, float64 32.7k-38.4k vs 26.4k-27.8k. Until
+#: 2026-12-01, mini-batches of 96 and more were split into row blocks of 48+
+#: samples instead (one gradient buffer per block, added in block order);
+#: the input split was faster at every size tried (float32, samples/s, row
+#: blocks vs input split, 1 thread / 2 threads, consecutive processes):
+#: [784,30,10] mb 100 113k/213k vs 188k/273k, mb 128 122k/236k vs 193k/312k,
+#: mb 200 129k/263k vs 267k/367k; [784,100,10] mb 100 60k-87k/109k-157k vs
+#: 104k-135k/156k-225k, mb 200 62k-97k/129k-146k vs 100k-142k/159k-211k;
+#: [784,256,128,10] mb 128 33k-36k/51k-64k vs 48k-49k/66k-69k, mb 200
+#: 34k-35k/31k-64k vs 36k-51k/68k-78k (sgd_dense_ called directly on the
+#: 50,000 training images as bench/crossover.py does, two rounds each).
 
 #: Rows the dense evaluation (fastnet.kernels.dense.dense_evaluate) feeds
 #: forward per BLAS product; networks whose n_weights make

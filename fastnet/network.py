@@ -239,7 +239,7 @@ class Network:
         ws = self._eval_ws
         n_threads = self._threads()
         if ws.dense_zs.shape[0]:
-            # Layers wide enough for BLAS: one product per layer and row block.
+            # Layers wide enough for BLAS: one product per layer and chunk of rows.
             with blas_threads(1):
                 return dense.dense_evaluate(
                     self.params,
@@ -566,8 +566,8 @@ class Network:
         limits = contextlib.ExitStack()
         try:
             if kernel_name == "dense":
-                # One BLAS thread inside each of the driver's row blocks: BLAS's
-                # own threading would change its sums with the thread count.
+                # One BLAS thread inside the driver's fixed splits: BLAS's own
+                # threading would change its sums with the thread count.
                 limits.enter_context(blas_threads(1))
             for epoch in range(start_epoch, epochs + 1):
                 order = self.rng.permutation(n)

@@ -70,7 +70,7 @@ def _blas_controller():
 def blas_threads(n: int):
     """Context manager holding BLAS (which the dense driver calls, through
     SciPy) to `n` threads. The dense driver runs with ``blas_threads(1)``: it
-    spreads its own fixed row blocks over Numba's threads instead, so its
+    splits its own work over Numba's threads in a fixed way instead, so its
     bits do not depend on the thread count.
 
     Examples

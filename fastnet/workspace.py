@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from fastnet._config import DENSE_EVAL_ROWS, EVAL_CHUNKS, GRAD_CHUNK
-from fastnet.kernels.dense import n_blocks as dense_blocks
 from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
 from fastnet.layout import Layout
 
@@ -54,8 +53,9 @@ class DenseWorkspace:
     zs, acts, deltas : ndarray, shape (mini_batch * layout.n_z,)
         Layer-major: layer ``l`` is the ``(m, n_out)`` block at
         ``mini_batch * layout.table[l, Z_OFF]``.
-    grads : ndarray, shape (n_blocks(mini_batch), layout.n_params)
-        Per-block gradient sums.
+    grads : ndarray, shape (1, layout.n_params)
+        The mini-batch's gradient sum (2-D, as the loop drivers' per-chunk
+        sums, so both update through the same kernel).
     """
 
     def __init__(self, layout: Layout, dtype, mini_batch: int):
@@ -64,7 +64,7 @@ class DenseWorkspace:
         self.zs = np.zeros(mini_batch * layout.n_z, dtype)
         self.acts = np.zeros(mini_batch * layout.n_z, dtype)
         self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
-        self.grads = np.zeros((int(dense_blocks(mini_batch)), layout.n_params), dtype)
+        self.grads = np.zeros((1, layout.n_params), dtype)
 
     @property
     def buffers(self):

@@ -13,9 +13,7 @@ import fastnet
 import fastnet.network as network_module
 from fastnet import reference
 from fastnet._config import (
-    DENSE_BLOCK_ROWS,
     DENSE_EVAL_ROWS,
-    DENSE_MAX_BLOCKS,
     EVAL_CHUNKS,
     GRAD_CHUNK,
     REFERENCE_RTOL,
@@ -66,15 +64,13 @@ def test_epoch_matches_reference_float64(mini_batch, cost, activation):
 
 
 @pytest.mark.parametrize("sizes", [(12, 9, 7, 4), (12, 4), (1, 9, 4)])
-@pytest.mark.parametrize("mini_batch", [23, 2 * DENSE_BLOCK_ROWS + 5])
+@pytest.mark.parametrize("mini_batch", [23, 101])
 @pytest.mark.parametrize(
     "cost,activation",
     [("cross_entropy", "sigmoid"), ("log_likelihood", "relu"), ("quadratic", "tanh")],
 )
-def test_both_paths_match_reference_float64(sizes, mini_batch, cost, activation):
-    # 23: one block, the first layer split by inputs; 2 * DENSE_BLOCK_ROWS + 5:
-    # row blocks. One layer, and one input (an empty half), as edge cases.
-    assert dense.n_blocks(23) == 1 and dense.n_blocks(2 * DENSE_BLOCK_ROWS + 5) == 2
+def test_input_split_edge_cases_match_reference_float64(sizes, mini_batch, cost, activation):
+    # One layer, and one input (an empty half of the first layer's split).
     lay, params, X, y = problem(sizes, 300)
     order = np.random.default_rng(5).permutation(len(X))
     w, b = views(lay, params)
@@ -83,7 +79,7 @@ def test_both_paths_match_reference_float64(sizes, mini_batch, cost, activation)
     np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
 
 
-@pytest.mark.parametrize("mini_batch", [17, 100, 2 * DENSE_BLOCK_ROWS + 5])
+@pytest.mark.parametrize("mini_batch", [17, 100, 101])
 @pytest.mark.parametrize("cost,activation", PAIRS)
 def test_epoch_matches_reference_float32(mini_batch, cost, activation):
     lay, params, X, y = problem((12, 9, 4), 300, np.float32)
@@ -95,14 +91,8 @@ def test_epoch_matches_reference_float32(mini_batch, cost, activation):
     np.testing.assert_allclose(params, flat(lay, w, b), rtol=2e-4, atol=2e-5)
 
 
-def test_blocks_depend_on_mini_batch_only():
-    assert [dense.n_blocks(m) for m in (1, DENSE_BLOCK_ROWS - 1, DENSE_BLOCK_ROWS)] == [1, 1, 1]
-    assert dense.n_blocks(2 * DENSE_BLOCK_ROWS) == 2
-    assert dense.n_blocks(10**6) == DENSE_MAX_BLOCKS
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("mini_batch", [GRAD_CHUNK + 1, 2 * DENSE_BLOCK_ROWS + 5, 500])
+@pytest.mark.parametrize("mini_batch", [GRAD_CHUNK + 1, 101, 500])
 def test_thread_count_gives_identical_bits(dtype, mini_batch):
     # Wide enough that BLAS takes its blocked kernels, not a tiny-matrix path.
     lay, start, X, y = problem((200, 64, 10), 1000, dtype)
@@ -125,7 +115,7 @@ def test_thread_count_gives_identical_bits(dtype, mini_batch):
 def test_epoch_allocates_nothing_per_mini_batch():
     lay, params, X, y = problem((20, 8, 4), 2000)
     order = np.arange(len(X))
-    m = 2 * DENSE_BLOCK_ROWS
+    m = 96
     ws = DenseWorkspace(lay, params.dtype, m)
     args = (params, lay.table, 0, 0, 0, X, y, NO_INDPTR, NO_INDICES, order, m)
     tail = (0.1, 1.0, len(X), *ws.buffers)
@@ -179,7 +169,7 @@ def test_network_threads_give_identical_bits(dtype):
     bits = set()
     for n_threads in THREADS:
         net = fastnet.Network([784, 30, 10], seed=4, dtype=dtype, n_threads=n_threads)
-        history = net.train(data, 2, 2 * DENSE_BLOCK_ROWS + 3, 0.3, 1.0)
+        history = net.train(data, 2, 99, 0.3, 1.0)
         assert history.header["kernel"] == "dense"
         bits.add(net.params.tobytes())
     assert len(bits) == 1

@@ -634,7 +634,7 @@ def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch, driver_
     one, kernel_one = trained_bits(X, y, sizes, 1, mini_batch)
     two, kernel_two = trained_bits(X, y, sizes, 2, mini_batch)
     # The drivers are really exercised: the fused step split between threads
-    # (10), and the dense driver's row blocks (200) on one thread and on two.
+    # (10), and the dense driver's input split (200) on one thread and on two.
     assert (kernel_one, kernel_two) == (driver_one, driver_two)
     assert one == two
 

@@ -10,12 +10,11 @@ and the layer sizes only, never from the thread count.
 
 BLAS sums in its own order (blocked, with fused multiply-adds), so this
 driver's bits differ from the loop drivers' in the last place; it matches the
-reference as they do. Its results do not depend on the thread count: a
-mini-batch is split into fixed row blocks (:func:`n_blocks`, from the
-mini-batch size only), each block runs on one thread with one-thread BLAS, and
-the blocks' gradient sums are added in block order; a one-block mini-batch
-splits its first layer into two fixed halves of the inputs instead
-(:func:`sgd_dense_`). ``tests/test_dense.py`` checks one thread against all.
+reference as they do. Its results do not depend on the thread count: BLAS runs
+on one thread, and the parallel part, the first layer (most of the work), is
+split into two fixed halves of the inputs whose partial sums are added in a
+fixed order (:func:`sgd_dense_`). ``tests/test_dense.py`` checks one thread
+against all.
 
 Work buffers are layer-major: layer ``l``'s weighted inputs for a mini-batch of
 ``m <= mini_batch`` samples are the ``(m, n_out)`` C-contiguous block starting at
@@ -29,9 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnet._config import (
-    DENSE_BLOCK_ROWS,
     DENSE_EVAL_ROWS,
-    DENSE_MAX_BLOCKS,
     EVAL_CHUNKS,
     JIT_OPTIONS,
     UPDATE_BLOCK,
@@ -61,14 +58,6 @@ def layer_weights(params, table, layer):
     n_out = table[layer, N_OUT]
     lo = table[layer, W_OFF]
     return params[lo : lo + n_in * n_out].reshape((n_in, n_out))
-
-
-@njit(**JIT_OPTIONS)
-def n_blocks(m):
-    """Row blocks a dense mini-batch of `m` samples is split into: about
-    DENSE_BLOCK_ROWS samples each, at most DENSE_MAX_BLOCKS. Depends on `m`
-    only, never on the thread count, so neither do the bits."""
-    return max(1, min(DENSE_MAX_BLOCKS, m // DENSE_BLOCK_ROWS))
 
 
 @njit(**JIT_OPTIONS)
@@ -168,55 +157,6 @@ def backward_rows_(
     column_sums_(d, grad[b_off : b_off + table[0, N_OUT]])
 
 
-@njit(**JIT_OPTIONS)
-def block_gradient_(
-    params,
-    table,
-    hidden,
-    output,
-    cost,
-    labels,
-    rows,
-    xb,
-    mini_batch,
-    m,
-    lo,
-    hi,
-    zs,
-    acts,
-    deltas,
-    grad,
-):
-    """Forward, backward and the summed gradient of rows ``lo:hi`` of a
-    gathered mini-batch, each layer as BLAS products on the block's rows.
-
-    Parameters
-    ----------
-    params, table, hidden, output, cost, labels, rows
-        As in :func:`backward_rows_`.
-    xb : ndarray, shape (m, sizes[0]), C-contiguous
-        The gathered inputs.
-    mini_batch, m : int
-        Block stride of the layer-major buffers, and this mini-batch's size.
-    lo, hi : int
-        The block's rows.
-    zs, acts, deltas : ndarray, shape (mini_batch * n_z,)
-        Layer-major work buffers; only this block's rows are written.
-    grad : ndarray, shape (n_params,)
-        Overwritten with the block's gradient sum, in the layout of `params`.
-    """
-    x = xb[lo:hi]
-    forward_rows_(params, table, hidden, output, x, 0, mini_batch, m, lo, hi, zs, acts)
-    backward_rows_(
-        params, table, hidden, cost, labels, rows, mini_batch, m, lo, hi, zs, acts, deltas, grad
-    )
-    n_in = table[0, N_IN]
-    n_out = table[0, N_OUT]
-    w_off = table[0, W_OFF]
-    d = layer_block(deltas, table, 0, mini_batch, m)[lo:hi]
-    np.dot(x.T, d, grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out)))
-
-
 @njit(**PARALLEL_OPTIONS)
 def sgd_dense_(
     params,
@@ -243,21 +183,18 @@ def sgd_dense_(
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch as matrix products.
 
-    A mini-batch of at least ``2 * DENSE_BLOCK_ROWS`` samples is split into
-    :func:`n_blocks` fixed row blocks; the blocks run in a ``prange``, each
-    computing its gradient sum with BLAS products (:func:`block_gradient_`)
-    into its own buffer. A smaller one is one block, so its first layer, most
-    of the work, is split by inputs instead: the two halves of the inputs go
-    through ``x[:, :k] @ w[:k]`` and ``x[:, k:] @ w[k:]`` in parallel, the two
-    partial sums are added in that order, and after the serial later layers
-    and backpropagation the two halves of the first layer's weight gradient
-    are again computed in parallel. Then the book's step
+    The first layer, most of the work, is split by inputs: the two halves of
+    the inputs are gathered and go through ``x[:, :k] @ w[:k]`` and
+    ``x[:, k:] @ w[k:]`` in parallel, and the two partial sums are added in
+    that order. The later layers and backpropagation follow on one thread,
+    then the two halves of the first layer's weight gradient are again
+    computed in parallel. Then the book's step
     ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
-    ``b <- b - (eta/m) sum grad_b`` runs over fixed blocks of parameters,
-    adding the block sums in block order. Every split depends on the sizes
-    only, so the bits do not depend on the thread count. BLAS must run on one
-    thread inside (``fastnet.threads.blas_threads(1)``): its own threading
-    gave different bits on different thread counts.
+    ``b <- b - (eta/m) sum grad_b`` runs over fixed blocks of parameters in a
+    ``prange``. The split depends on the sizes only, so the bits do not depend
+    on the thread count. BLAS must run on one thread inside
+    (``fastnet.threads.blas_threads(1)``): its own threading gave different
+    bits on different thread counts.
 
     Parameters
     ----------
@@ -272,8 +209,15 @@ def sgd_dense_(
         Scratch for the gathered inputs.
     zs, acts, deltas : ndarray, shape (mini_batch * n_z,)
         Layer-major scratch (see the module docstring).
-    grads : ndarray, shape (n_blocks(mini_batch), n_params)
-        Per-block gradient sums.
+    grads : ndarray, shape (1, n_params)
+        The mini-batch's gradient sum.
+
+    Notes
+    -----
+    An earlier version split mini-batches of 96 samples and more into row
+    blocks, one gradient buffer each, added in block order. The input split
+    measured faster at every size tried, on one thread as on two (see
+    DENSE_MIN_WORK in fastnet._config), so it is the only split.
 
     Examples
     --------
@@ -296,94 +240,54 @@ def sgd_dense_(
     n_params = params.shape[0]
     n_update = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
     n_samples = order.shape[0]
+    grad = grads[0]
+    g0 = grad[: n_in0 * n_out0].reshape((n_in0, n_out0))
     for t in range(first, last):
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
         rows = order[start : start + m]
         step = params.dtype.type(eta / m)
-        nb = n_blocks(m)
-        if nb > 1:
-            xm = xb[: m * n_in0].reshape((m, n_in0))
-            for c in prange(nb):
-                lo = (c * m) // nb
-                hi = ((c + 1) * m) // nb
-                for r in range(lo, hi):
-                    xm[r] = X[rows[r]]
-                block_gradient_(
-                    params,
-                    table,
-                    hidden,
-                    output,
-                    cost,
-                    labels,
-                    rows,
-                    xm,
-                    mini_batch,
-                    m,
-                    lo,
-                    hi,
-                    zs,
-                    acts,
-                    deltas,
-                    grads[c],
-                )
-        else:
-            # The inputs gathered as two matrices, x[:, :k] then x[:, k:].
-            x_lo = xb[: m * k].reshape((m, k))
-            x_hi = xb[m * k : m * n_in0].reshape((m, n_in0 - k))
-            z0 = layer_block(zs, table, 0, mini_batch, m)
-            # The first layer's error block is free until backpropagation.
-            part = layer_block(deltas, table, 0, mini_batch, m)
-            for half in prange(2):
-                if half == 0:
-                    for r in range(m):
-                        x_lo[r] = X[rows[r], :k]
-                    np.dot(x_lo, w0[:k], z0)
-                else:
-                    for r in range(m):
-                        x_hi[r] = X[rows[r], k:]
-                    np.dot(x_hi, w0[k:], part)
-            for r in range(m):
-                for j in range(n_out0):
-                    z0[r, j] += part[r, j]
-            # z0 now holds x @ w0; forward_rows_ from layer 1 would skip the
-            # bias and activation of layer 0, so finish them here.
-            a0 = layer_block(acts, table, 0, mini_batch, m)
-            b0 = table[0, B_OFF]
-            code0 = output if table.shape[0] == 1 else hidden
-            for r in range(m):
-                for j in range(n_out0):
-                    z0[r, j] += params[b0 + j]
-                activate_(code0, z0[r], a0[r])
-            forward_rows_(params, table, hidden, output, x_lo, 1, mini_batch, m, 0, m, zs, acts)
-            grad = grads[0]
-            backward_rows_(
-                params,
-                table,
-                hidden,
-                cost,
-                labels,
-                rows,
-                mini_batch,
-                m,
-                0,
-                m,
-                zs,
-                acts,
-                deltas,
-                grad,
-            )
-            d0 = layer_block(deltas, table, 0, mini_batch, m)
-            g0 = grad[: n_in0 * n_out0].reshape((n_in0, n_out0))
-            for half in prange(2):
-                if half == 0:
-                    np.dot(x_lo.T, d0, g0[:k])
-                else:
-                    np.dot(x_hi.T, d0, g0[k:])
+        # The inputs gathered as two matrices, x[:, :k] then x[:, k:].
+        x_lo = xb[: m * k].reshape((m, k))
+        x_hi = xb[m * k : m * n_in0].reshape((m, n_in0 - k))
+        z0 = layer_block(zs, table, 0, mini_batch, m)
+        # The first layer's error block is free until backpropagation.
+        part = layer_block(deltas, table, 0, mini_batch, m)
+        for half in prange(2):
+            if half == 0:
+                for r in range(m):
+                    x_lo[r] = X[rows[r], :k]
+                np.dot(x_lo, w0[:k], z0)
+            else:
+                for r in range(m):
+                    x_hi[r] = X[rows[r], k:]
+                np.dot(x_hi, w0[k:], part)
+        for r in range(m):
+            for j in range(n_out0):
+                z0[r, j] += part[r, j]
+        # z0 now holds x @ w0; forward_rows_ from layer 1 would skip the
+        # bias and activation of layer 0, so finish them here.
+        a0 = layer_block(acts, table, 0, mini_batch, m)
+        b0 = table[0, B_OFF]
+        code0 = output if table.shape[0] == 1 else hidden
+        for r in range(m):
+            for j in range(n_out0):
+                z0[r, j] += params[b0 + j]
+            activate_(code0, z0[r], a0[r])
+        forward_rows_(params, table, hidden, output, x_lo, 1, mini_batch, m, 0, m, zs, acts)
+        backward_rows_(
+            params, table, hidden, cost, labels, rows, mini_batch, m, 0, m, zs, acts, deltas, grad
+        )
+        d0 = layer_block(deltas, table, 0, mini_batch, m)
+        for half in prange(2):
+            if half == 0:
+                np.dot(x_lo.T, d0, g0[:k])
+            else:
+                np.dot(x_hi.T, d0, g0[k:])
         for blk in prange(n_update):
             lo = blk * UPDATE_BLOCK
             update_block_(
-                params, grads, nb, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
+                params, grads, 1, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
             )
 
 
