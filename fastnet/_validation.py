@@ -54,7 +54,7 @@ def check_number(value, argname: str, *, low=None, low_open=False, integer=False
     return int(value) if integer else float(value)
 
 
-def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype):
+def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype, also=()):
     """Validate ``(X, y)`` and return them ready for the kernels.
 
     Parameters
@@ -64,10 +64,17 @@ def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype):
         ``[0, n_out)``.
     argname : str
         Name used in error messages (e.g. ``"training_data"``).
+    n_in, n_out : int
+        The network's input width and number of classes.
+    dtype : numpy dtype
+        The dtype `X` is converted to.
+    also : tuple of numpy dtypes
+        Further dtypes `X` may keep unconverted.
 
     Returns
     -------
-    X : ndarray of `dtype`, C-contiguous and writeable (copied only if needed)
+    X : ndarray of `dtype` (or of one in `also`), C-contiguous and writeable
+        (copied only if needed)
     y : ndarray of int64
 
     Raises
@@ -105,7 +112,7 @@ def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype):
             f"{argname}: labels must be in [0, {n_out - 1}] for {n_out} output neurons, "
             f"got values from {y.min()} to {y.max()}"
         )
-    X = np.ascontiguousarray(X, dtype=dtype)
+    X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype in also else dtype)
     if not X.flags.writeable:
         # Read-only arrays are a separate Numba type: copy rather than compile again.
         X = X.copy()

@@ -223,6 +223,13 @@ class Network:
     def _data(self, data, argname):
         return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype)
 
+    def _eval_data(self, data, argname):
+        """:meth:`_data` for evaluation: a float64 network keeps float32 `X`
+        as it is (the kernels widen each value exactly where they read it),
+        which saves converting the whole array on every call."""
+        also = (np.dtype(np.float32),) if self.dtype == np.float64 else ()
+        return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype, also=also)
+
     def _threads(self):
         n = resolve_threads(self.n_threads)
         numba.set_num_threads(n)
@@ -233,8 +240,9 @@ class Network:
         return EvalWorkspace(self.layout, self.dtype, dense_eval, max_threads())
 
     def _evaluate(self, X, y, index=None):
-        """Summed cost (no L2 term) and number correct over `X` (validated,
-        in the network's dtype). `index`: `X`'s non-zero index, if at hand;
+        """Summed cost (no L2 term) and number correct over `X` (validated:
+        in the network's dtype, or float32 for a float64 network, see
+        :meth:`_eval_data`). `index`: `X`'s non-zero index, if at hand;
         only the loop kernel reads it."""
         ws = self._eval_ws
         n_threads = self._threads()
@@ -247,6 +255,7 @@ class Network:
                     *self._codes,
                     X,
                     y,
+                    ws.dense_xs[:n_threads],
                     ws.dense_zs[:n_threads],
                     ws.dense_acts[:n_threads],
                     ws.cost_parts,
@@ -301,14 +310,14 @@ class Network:
 
     def accuracy(self, data) -> float:
         """Fraction of ``(X, y)`` classified correctly (network2 returns the count)."""
-        X, y = self._data(data, "data")
+        X, y = self._eval_data(data, "data")
         return self._evaluate(X, y)[1] / len(X)
 
     def total_cost(self, data, lmbda=0.0) -> float:
         """Mean cost over ``(X, y)`` plus ``lmbda/(2n) * sum(w**2)``, ``n = len(X)``
         (as network2's ``total_cost``)."""
         lmbda = check_number(lmbda, "lmbda", low=0)
-        X, y = self._data(data, "data")
+        X, y = self._eval_data(data, "data")
         return self._evaluate(X, y)[0] / len(X) + self._l2(lmbda, len(X))
 
     def gradient(self, X, y) -> np.ndarray:

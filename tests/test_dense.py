@@ -213,6 +213,7 @@ def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads):
             *kernel_codes(cost, activation),
             X,
             y,
+            ws.dense_xs,
             ws.dense_zs,
             ws.dense_acts,
             ws.cost_parts,
@@ -262,3 +263,28 @@ def test_network_evaluates_mnist_sized_layers_densely():
     )
     small = fastnet.Network([12, 9, 4], seed=2)
     assert small._eval_ws.dense_zs.shape[0] == 0  # toy layers: the loop kernel
+
+
+@pytest.mark.parametrize("sizes", [[784, 30, 10], [12, 9, 4]], ids=["dense", "loops"])
+def test_float64_network_evaluates_float32_data_without_converting(sizes, monkeypatch):
+    # Same bits as converting first (float32 -> float64 is exact), for the
+    # dense evaluation and the loop kernel alike.
+    X, y = mnist_like(700, seed=3)
+    X32 = np.ascontiguousarray(X[:, : sizes[0]], dtype=np.float32)
+    y = y % sizes[-1]
+    net = fastnet.Network(sizes, seed=5)
+    assert bool(net._eval_ws.dense_zs.shape[0]) == (sizes[0] == 784)
+    want = (
+        net.accuracy((X32.astype(np.float64), y)),
+        net.total_cost((X32.astype(np.float64), y), 1.0),
+    )
+    converted = []
+    real = network_module.Network._evaluate
+
+    def spy(self, X, y, index=None):
+        converted.append(X.dtype)
+        return real(self, X, y, index)
+
+    monkeypatch.setattr(network_module.Network, "_evaluate", spy)
+    assert (net.accuracy((X32, y)), net.total_cost((X32, y), 1.0)) == want
+    assert converted == [np.float32, np.float32]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import overload
 
 from fastnet._config import (
     DENSE_EVAL_ROWS,
@@ -58,6 +59,40 @@ def layer_weights(params, table, layer):
     n_out = table[layer, N_OUT]
     lo = table[layer, W_OFF]
     return params[lo : lo + n_in * n_out].reshape((n_in, n_out))
+
+
+def rows_as(X, lo, m, buf):
+    """Rows ``lo:lo+m`` of `X` in the dtype of `buf`: a view of `X` when the
+    dtypes match, else converted into the front of `buf` (1-D, at least
+    ``m * X.shape[1]`` long) and returned as an ``(m, X.shape[1])`` view of
+    it. Lets a float64 network evaluate float32 data a block at a time
+    instead of converting the whole array first; the values are the same
+    (float32 to float64 is exact). Compiled code picks the branch from the
+    dtypes at compile time (the overload below); this body runs without JIT.
+    """
+    if X.dtype == buf.dtype:
+        return X[lo : lo + m]
+    out = buf[: m * X.shape[1]].reshape((m, X.shape[1]))
+    out[:] = X[lo : lo + m]
+    return out
+
+
+@overload(rows_as, jit_options=JIT_OPTIONS)
+def _rows_as(X, lo, m, buf):
+    if X.dtype == buf.dtype:
+        return lambda X, lo, m, buf: X[lo : lo + m]
+
+    def convert(X, lo, m, buf):
+        n_in = X.shape[1]
+        out = buf[: m * n_in].reshape((m, n_in))
+        for r in range(m):
+            src = X[lo + r]
+            dst = out[r]
+            for k in range(n_in):
+                dst[k] = src[k]
+        return out
+
+    return convert
 
 
 @njit(**JIT_OPTIONS)
@@ -293,7 +328,7 @@ def sgd_dense_(
 
 @njit(**PARALLEL_OPTIONS)
 def dense_evaluate(
-    params, table, hidden, output, cost, X, labels, zs, acts, cost_parts, correct_parts
+    params, table, hidden, output, cost, X, labels, xs, zs, acts, cost_parts, correct_parts
 ):
     """Summed cost and number of correct predictions over a data set, each
     layer as BLAS products on blocks of rows.
@@ -309,8 +344,13 @@ def dense_evaluate(
     ----------
     params, table, hidden, output, cost
         As in :func:`fastnet.kernels.mlp.forward_sample_`.
-    X : ndarray, shape (n, sizes[0]), C-contiguous, dtype of `params`
+    X : ndarray, shape (n, sizes[0]), C-contiguous
+        In the dtype of `params`, or float32 for float64 `params` (converted
+        block by block into `xs`, see :func:`rows_as`).
     labels : ndarray of int64, shape (n,)
+    xs : ndarray, shape (n_threads, DENSE_EVAL_ROWS * sizes[0]), dtype of `params`
+        Per-thread scratch for converted rows; unused (may be empty along its
+        second axis) when `X` has the dtype of `params`.
     zs, acts : ndarray, shape (n_threads, DENSE_EVAL_ROWS * n_z)
         Per-thread layer-major scratch; overwritten.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
@@ -340,7 +380,7 @@ def dense_evaluate(
                     table,
                     hidden,
                     output,
-                    X[lo : lo + m],
+                    rows_as(X, lo, m, xs[t]),
                     0,
                     DENSE_EVAL_ROWS,
                     m,

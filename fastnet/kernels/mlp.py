@@ -766,6 +766,8 @@ def evaluate(
     params, table, hidden, output, cost
         As in :func:`forward_sample_`.
     X : ndarray, shape (n, sizes[0])
+        In the dtype of `params`, or float32 for float64 `params` (each input
+        is widened exactly where it is read).
     labels : ndarray of int64, shape (n,)
     indptr, indices : ndarray
         Non-zero index of `X` (:func:`nonzero_index_`).
