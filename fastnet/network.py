@@ -223,10 +223,12 @@ class Network:
     def _data(self, data, argname):
         return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype)
 
-    def _eval_data(self, data, argname):
-        """:meth:`_data` for evaluation: a float64 network keeps float32 `X`
-        as it is (the kernels widen each value exactly where they read it),
-        which saves converting the whole array on every call."""
+    def _kernel_data(self, data, argname):
+        """:meth:`_data` for the training and evaluation kernels: a float64
+        network keeps float32 `X` as it is. The kernels widen each value
+        exactly where they read it, so the results are the bits of converting
+        first, without a float64 copy of the data (MNIST's 50,000 training
+        images: 314 MB, and 0.6 s of the command's start-up, measured)."""
         also = (np.dtype(np.float32),) if self.dtype == np.float64 else ()
         return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype, also=also)
 
@@ -242,7 +244,7 @@ class Network:
     def _evaluate(self, X, y, index=None):
         """Summed cost (no L2 term) and number correct over `X` (validated:
         in the network's dtype, or float32 for a float64 network, see
-        :meth:`_eval_data`). `index`: `X`'s non-zero index, if at hand;
+        :meth:`_kernel_data`). `index`: `X`'s non-zero index, if at hand;
         only the loop kernel reads it."""
         ws = self._eval_ws
         n_threads = self._threads()
@@ -310,14 +312,14 @@ class Network:
 
     def accuracy(self, data) -> float:
         """Fraction of ``(X, y)`` classified correctly (network2 returns the count)."""
-        X, y = self._eval_data(data, "data")
+        X, y = self._kernel_data(data, "data")
         return self._evaluate(X, y)[1] / len(X)
 
     def total_cost(self, data, lmbda=0.0) -> float:
         """Mean cost over ``(X, y)`` plus ``lmbda/(2n) * sum(w**2)``, ``n = len(X)``
         (as network2's ``total_cost``)."""
         lmbda = check_number(lmbda, "lmbda", low=0)
-        X, y = self._eval_data(data, "data")
+        X, y = self._kernel_data(data, "data")
         return self._evaluate(X, y)[0] / len(X) + self._l2(lmbda, len(X))
 
     def gradient(self, X, y) -> np.ndarray:
@@ -490,7 +492,7 @@ class Network:
         mini_batch_size = check_number(mini_batch_size, "mini_batch_size", low=1, integer=True)
         eta = check_number(eta, "eta", low=0, low_open=True)
         lmbda = check_number(lmbda, "lmbda", low=0)
-        X, y = self._data(training_data, "training_data")
+        X, y = self._kernel_data(training_data, "training_data")
         monitors_eval = monitor_evaluation_cost or monitor_evaluation_accuracy
         if monitors_eval:
             if evaluation_data is None:
@@ -499,7 +501,7 @@ class Network:
                     "monitor_evaluation_accuracy is set"
                 )
         if evaluation_data is not None:
-            Xe, ye = self._data(evaluation_data, "evaluation_data")
+            Xe, ye = self._kernel_data(evaluation_data, "evaluation_data")
         if self._symmetric and len(self.sizes) > 2:
             warnings.warn(
                 f"weights initialized with {self.init!r} are identical within each layer; "

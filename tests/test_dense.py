@@ -288,3 +288,31 @@ def test_float64_network_evaluates_float32_data_without_converting(sizes, monkey
     monkeypatch.setattr(network_module.Network, "_evaluate", spy)
     assert (net.accuracy((X32, y)), net.total_cost((X32, y), 1.0)) == want
     assert converted == [np.float32, np.float32]
+
+
+@pytest.mark.parametrize(
+    "sizes,mini_batch,n_threads,driver",
+    [
+        ([784, 30, 10], 3, 1, "serial"),
+        ([784, 30, 10], 10, 2, "parallel"),
+        ([784, 30, 10], 50, 2, "dense"),
+        ([12, 9, 4], 40, 1, "serial"),  # chunked loops
+    ],
+)
+def test_float64_network_trains_on_float32_data_as_on_converted_data(
+    sizes, mini_batch, n_threads, driver
+):
+    # Each driver widens float32 inputs where it reads them: the same bits as
+    # converting the data to float64 first, with no float64 copy.
+    X, y = mnist_like(300, seed=8)
+    X32 = np.ascontiguousarray(X[:, : sizes[0]], dtype=np.float32)
+    y = y % sizes[-1]
+    bits = []
+    for data in ((X32.astype(np.float64), y), (X32, y)):
+        net = fastnet.Network(sizes, seed=3, n_threads=n_threads)
+        history = net.train(
+            data, 2, mini_batch, 0.3, 1.0, evaluation_data=data, monitor_evaluation_accuracy=True
+        )
+        assert history.header["kernel"] == driver
+        bits.append((net.params.tobytes(), history.evaluation_accuracy))
+    assert bits[0] == bits[1]

@@ -236,7 +236,8 @@ def sgd_dense_(
     params : ndarray, shape (n_params,)
         Updated in place.
     table, hidden, output, cost, X, labels, order, mini_batch, first, last, eta, lmbda, n
-        As in :func:`fastnet.kernels.mlp.sgd_serial_`.
+        As in :func:`fastnet.kernels.mlp.sgd_serial_` (float32 `X` for float64
+        `params` is widened as it is gathered into `xb`).
     indptr, indices : ndarray
         Unused (BLAS reads the zeros too); taken so that every SGD driver has
         one signature.

@@ -494,7 +494,10 @@ def sgd_serial_(
         Updated in place.
     table, hidden, output, cost
         Layer table and codes.
-    X : ndarray, shape (n, sizes[0]), same dtype as `params`
+    X : ndarray, shape (n, sizes[0])
+        In the dtype of `params`, or float32 for float64 `params`: each input
+        is widened exactly where it is read, so the bits are those of
+        converting `X` first.
     labels : ndarray of int64, shape (n,)
     indptr, indices : ndarray
         Non-zero index of `X` (:func:`nonzero_index_`).
