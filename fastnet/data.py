@@ -533,8 +533,8 @@ def _load_pickle(path: Path, dtype: np.dtype, trust_data: bool) -> MNIST:
                 f"Re-fetch it with `python -m fastnet data fetch`, or pass trust_data=True "
                 f"(--trust-data on the command line) if you trust this file."
             )
-    # The known pickle, once unpickled, is kept decompressed (.npz, no pickle)
-    # in the user cache: it loads in a third of the time (start-up budget).
+    # The known pickle, once unpickled, is kept decoded (.npy files, no pickle)
+    # in the user cache, and memory-mapped from there (start-up budget).
     cache = decoded_cache_path() if actual == expected else None
     if cache is not None:
         cached = _load_decoded(cache, dtype)
@@ -568,42 +568,59 @@ def _load_pickle(path: Path, dtype: np.dtype, trust_data: bool) -> MNIST:
 
 
 def decoded_cache_path() -> Path:
-    """Where the decompressed copy of the known MNIST pickle is kept."""
-    return _cache_dir() / f"mnist-{MNIST_FILES[PICKLE_NAME][:16]}.npz"
+    """Where the decoded copy of the known MNIST pickle is kept: a folder of
+    ``.npy`` files (``training_X.npy``, ``training_y.npy``, ...)."""
+    return _cache_dir() / f"mnist-{MNIST_FILES[PICKLE_NAME][:16]}"
 
 
 def _save_decoded(cache: Path, mnist: MNIST) -> None:
     # float32 is the pickle's own precision (pixels are k/256): exact either way.
-    arrays = {}
-    for name, split in zip(MNIST._fields, mnist, strict=True):
-        arrays[f"{name}_X"] = split.X.astype(np.float32, copy=False)
-        arrays[f"{name}_y"] = split.y
+    # The folder is written under a temporary name and renamed into place, so
+    # it appears complete or not at all.
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(cache, "wb") as f:
-            np.savez(f, **arrays)
+        tmp = Path(tempfile.mkdtemp(prefix=cache.name + ".tmp-", dir=cache.parent))
+        try:
+            for name, split in zip(MNIST._fields, mnist, strict=True):
+                for part, array in (("X", split.X.astype(np.float32, copy=False)), ("y", split.y)):
+                    with open(tmp / f"{name}_{part}.npy", "wb") as f:
+                        np.save(f, array, allow_pickle=False)
+                        f.flush()
+                        os.fsync(f.fileno())
+            if cache.exists():  # a damaged copy: replace it
+                shutil.rmtree(cache)
+            os.rename(tmp, cache)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        # The single-file (.npz) cache of earlier versions, now superseded.
+        cache.with_name(cache.name + ".npz").unlink(missing_ok=True)
     except OSError as exc:  # a read-only home: just no cache
         _log.info("not caching decoded MNIST at %s: %s", cache, exc)
 
 
 def _load_decoded(cache: Path, dtype: np.dtype) -> MNIST | None:
-    """The cached arrays, or None if there is no usable cache."""
-    if not cache.exists():
-        return None
-    try:
-        with open(cache, "rb") as f, np.load(f, allow_pickle=False) as z:
-            splits = [
-                Split(np.ascontiguousarray(z[f"{name}_X"], dtype=dtype), z[f"{name}_y"])
-                for name in MNIST._fields
-            ]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        _log.warning("ignoring unreadable MNIST cache %s (%s); re-reading the pickle", cache, exc)
+    """The cached arrays, or None if there is no usable cache.
+
+    The images are memory-mapped copy-on-write: the call returns at once and
+    pages are read when first touched (0.02 s instead of 0.6 s to read all
+    220 MB, measured; issue 6's start-up budget). The arrays are writeable;
+    writes stay private to the process.
+    """
+    if not cache.is_dir():
         return None
     sizes = (N_TRAINING, 10_000, 10_000)
-    for split, n in zip(splits, sizes, strict=True):
-        if split.X.shape != (n, _N_PIXELS) or split.y.shape != (n,):
-            _log.warning("ignoring MNIST cache %s with unexpected shapes", cache)
-            return None
+    splits = []
+    try:
+        for name, n in zip(MNIST._fields, sizes, strict=True):
+            X = np.load(cache / f"{name}_X.npy", mmap_mode="c", allow_pickle=False)
+            y = np.load(cache / f"{name}_y.npy", allow_pickle=False)
+            if X.shape != (n, _N_PIXELS) or y.shape != (n,) or X.dtype != np.float32:
+                _log.warning("ignoring MNIST cache %s with unexpected shapes", cache)
+                return None
+            splits.append(Split(np.ascontiguousarray(X, dtype=dtype), y))
+    except (OSError, ValueError, EOFError) as exc:
+        _log.warning("ignoring unreadable MNIST cache %s (%s); re-reading the pickle", cache, exc)
+        return None
     return MNIST(*splits)
 
 

@@ -501,9 +501,8 @@ def test_known_pickle_is_cached_decoded_and_the_cache_is_used(mnist_dir, tmp_pat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = data.load_mnist(mnist_dir)
     cache = data.decoded_cache_path()
-    assert cache.parent == tmp_path / "fastnet" and cache.exists()
-    with np.load(cache, allow_pickle=False) as z:
-        assert z["training_X"].dtype == np.float32
+    assert cache.parent == tmp_path / "fastnet" and cache.is_dir()
+    assert np.load(cache / "training_X.npy").dtype == np.float32
 
     def no_unpickling(*args, **kwargs):
         raise AssertionError("the pickle was unpickled although the cache is there")
@@ -522,9 +521,28 @@ def test_a_damaged_cache_falls_back_to_the_pickle(mnist_dir, tmp_path, monkeypat
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache = data.decoded_cache_path()
-    cache.parent.mkdir(parents=True)
-    cache.write_bytes(b"PK\x03\x04 not really a zip")
+    cache.mkdir(parents=True)
+    (cache / "training_X.npy").write_bytes(b"\x93NUMPY truncated")
     loaded = data.load_mnist(mnist_dir)
     assert loaded.training.X.shape == (50_000, 784)
-    with np.load(cache, allow_pickle=False) as z:  # rewritten from the pickle
-        np.testing.assert_array_equal(z["test_y"], loaded.test.y)
+    # Rewritten from the pickle.
+    np.testing.assert_array_equal(np.load(cache / "test_y.npy"), loaded.test.y)
+    np.testing.assert_array_equal(np.load(cache / "training_X.npy"), loaded.training.X)
+
+
+def test_cached_images_are_writeable_and_writes_stay_private(mnist_dir, tmp_path, monkeypatch):
+    import fastnet.data as data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # An earlier version's single-file cache is removed once the new one is written.
+    legacy = data.decoded_cache_path().with_name(data.decoded_cache_path().name + ".npz")
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"old cache")
+    data.load_mnist(mnist_dir)  # writes the cache
+    X = data.load_mnist(mnist_dir).training.X  # memory-mapped from it
+    assert X.flags.writeable and X.flags.c_contiguous and type(X) is np.ndarray
+    before = X[0].copy()
+    X[0] = 7.0
+    again = data.load_mnist(mnist_dir).training.X
+    np.testing.assert_array_equal(again[0], before)
+    assert not legacy.exists()
