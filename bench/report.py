@@ -297,9 +297,10 @@ def eval_section(benchmarks):
             "",
             table(header, rows),
             "",
-            "`accuracy()` is the public call on the data as `load_mnist` returns it (float32: "
-            "a float64 network converts it on every call); `_evaluate` is the kernel on "
-            "arrays already in the network's dtype. Pass/fail is judged on `accuracy()`.",
+            "`accuracy()` is the public call on the data as `load_mnist` returns it (float32; "
+            "a float64 network validates it and widens it block by block inside the kernel); "
+            "`_evaluate` is the kernel on arrays already in the network's dtype. Pass/fail "
+            "is judged on `accuracy()`.",
         ]
     )
 

@@ -3,8 +3,8 @@
 One group per network and dtype (``eval-784-30-10-float32``), three entries:
 
 - ``accuracy``: the public ``net.accuracy((X, y))`` with the split as
-  ``load_mnist`` returns it (float32), so a float64 network pays the
-  validation and conversion of the data on every call;
+  ``load_mnist`` returns it (float32), so every call pays the validation of
+  the data (a float64 network widens it block by block in the kernel);
 - ``evaluate``: ``net._evaluate(X, y)`` on arrays already in the network's
   dtype, with any per-data-set kernel input (the non-zero index of X) built
   once outside the timing (the compiled kernel alone);
