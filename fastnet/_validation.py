@@ -54,7 +54,9 @@ def check_number(value, argname: str, *, low=None, low_open=False, integer=False
     return int(value) if integer else float(value)
 
 
-def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype, also=()):
+def check_data(
+    data, argname: str, n_in: int, n_out: int, dtype: np.dtype, also=(), check_finite=True
+):
     """Validate ``(X, y)`` and return them ready for the kernels.
 
     Parameters
@@ -70,6 +72,10 @@ def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype, also=
         The dtype `X` is converted to.
     also : tuple of numpy dtypes
         Further dtypes `X` may keep unconverted.
+    check_finite : bool
+        Reject NaN and infinite inputs here. Evaluation passes False and lets
+        its kernel flag them (:func:`fastnet.kernels.mlp.evaluate`), saving a
+        pass over `X`; it then calls :func:`reject_nonfinite` itself.
 
     Returns
     -------
@@ -116,9 +122,15 @@ def check_data(data, argname: str, n_in: int, n_out: int, dtype: np.dtype, also=
     if not X.flags.writeable:
         # Read-only arrays are a separate Numba type: copy rather than compile again.
         X = X.copy()
-    if not all_finite(X):
-        raise ValueError(f"{argname}: X contains NaN or infinite values")
+    if check_finite:
+        reject_nonfinite(X, argname)
     y = np.ascontiguousarray(y, dtype=np.int64)
     if not y.flags.writeable:
         y = y.copy()
     return X, y
+
+
+def reject_nonfinite(X, argname: str) -> None:
+    """Raise ValueError naming `argname` if `X` holds NaN or infinite values."""
+    if not all_finite(X):
+        raise ValueError(f"{argname}: X contains NaN or infinite values")

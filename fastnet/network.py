@@ -24,7 +24,13 @@ from fastnet._config import (
     PARALLEL_MIN_CHUNKS,
     PARALLEL_MIN_WORK,
 )
-from fastnet._validation import check_choice, check_data, check_dtype, check_number
+from fastnet._validation import (
+    check_choice,
+    check_data,
+    check_dtype,
+    check_number,
+    reject_nonfinite,
+)
 from fastnet.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from fastnet.history import History, MetricsWriter, versions
 from fastnet.init import get_initializer, initialize_layer_
@@ -223,14 +229,23 @@ class Network:
     def _data(self, data, argname):
         return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype)
 
-    def _kernel_data(self, data, argname):
+    def _kernel_data(self, data, argname, check_finite=True):
         """:meth:`_data` for the training and evaluation kernels: a float64
         network keeps float32 `X` as it is. The kernels widen each value
         exactly where they read it, so the results are the bits of converting
         first, without a float64 copy of the data (MNIST's 50,000 training
-        images: 314 MB, and 0.6 s of the command's start-up, measured)."""
+        images: 314 MB, and 0.6 s of the command's start-up, measured).
+        `check_finite`: see :func:`fastnet._validation.check_data`."""
         also = (np.dtype(np.float32),) if self.dtype == np.float64 else ()
-        return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype, also=also)
+        return check_data(
+            data,
+            argname,
+            self.sizes[0],
+            self.sizes[-1],
+            self.dtype,
+            also=also,
+            check_finite=check_finite,
+        )
 
     def _threads(self):
         n = resolve_threads(self.n_threads)
@@ -241,11 +256,21 @@ class Network:
         dense_eval = use_dense(DENSE_EVAL_ROWS, self.layout.n_weights)
         return EvalWorkspace(self.layout, self.dtype, dense_eval, max_threads())
 
-    def _evaluate(self, X, y, index=None):
+    def _evaluate(self, X, y, index=None, unchecked=None):
         """Summed cost (no L2 term) and number correct over `X` (validated:
         in the network's dtype, or float32 for a float64 network, see
         :meth:`_kernel_data`). `index`: `X`'s non-zero index, if at hand;
-        only the loop kernel reads it."""
+        only the loop kernel reads it. `unchecked`: the argument name, if `X`
+        was not yet checked for NaN and infinite values; the kernels report
+        a non-finite first layer (NaN cost), and only then is `X` searched,
+        which saves a pass over the data on every call (1.3-2.4 ms of
+        accuracy() on the 10,000 validation images, measured)."""
+        cost_sum, n_correct = self._run_evaluation(X, y, index)
+        if unchecked is not None and not math.isfinite(cost_sum):
+            reject_nonfinite(X, unchecked)
+        return cost_sum, n_correct
+
+    def _run_evaluation(self, X, y, index):
         ws = self._eval_ws
         n_threads = self._threads()
         if ws.dense_zs.shape[0]:
@@ -312,15 +337,15 @@ class Network:
 
     def accuracy(self, data) -> float:
         """Fraction of ``(X, y)`` classified correctly (network2 returns the count)."""
-        X, y = self._kernel_data(data, "data")
-        return self._evaluate(X, y)[1] / len(X)
+        X, y = self._kernel_data(data, "data", check_finite=False)
+        return self._evaluate(X, y, unchecked="data")[1] / len(X)
 
     def total_cost(self, data, lmbda=0.0) -> float:
         """Mean cost over ``(X, y)`` plus ``lmbda/(2n) * sum(w**2)``, ``n = len(X)``
         (as network2's ``total_cost``)."""
         lmbda = check_number(lmbda, "lmbda", low=0)
-        X, y = self._kernel_data(data, "data")
-        return self._evaluate(X, y)[0] / len(X) + self._l2(lmbda, len(X))
+        X, y = self._kernel_data(data, "data", check_finite=False)
+        return self._evaluate(X, y, unchecked="data")[0] / len(X) + self._l2(lmbda, len(X))
 
     def gradient(self, X, y) -> np.ndarray:
         """Gradient of the summed cost over ``(X, y)`` (no L2 term), flat, in the

@@ -281,9 +281,9 @@ def test_float64_network_evaluates_float32_data_without_converting(sizes, monkey
     converted = []
     real = network_module.Network._evaluate
 
-    def spy(self, X, y, index=None):
+    def spy(self, X, y, index=None, unchecked=None):
         converted.append(X.dtype)
-        return real(self, X, y, index)
+        return real(self, X, y, index, unchecked)
 
     monkeypatch.setattr(network_module.Network, "_evaluate", spy)
     assert (net.accuracy((X32, y)), net.total_cost((X32, y), 1.0)) == want
@@ -316,3 +316,33 @@ def test_float64_network_trains_on_float32_data_as_on_converted_data(
         assert history.header["kernel"] == driver
         bits.append((net.params.tobytes(), history.evaluation_accuracy))
     assert bits[0] == bits[1]
+
+
+@pytest.mark.parametrize("sizes", [[784, 30, 10], [12, 9, 4]], ids=["dense", "loops"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_evaluation_finds_non_finite_inputs_without_a_separate_pass(sizes, bad, dtype):
+    # accuracy() and total_cost() leave the NaN/inf search to the evaluation
+    # kernel (a non-finite first layer) and must still name the argument,
+    # wherever the bad value sits, zero weights included (inf * 0 is NaN).
+    X, y = mnist_like(400, seed=2)
+    X = np.ascontiguousarray(X[:, : sizes[0]], dtype=dtype)
+    y = y % sizes[-1]
+    net = fastnet.Network(sizes, seed=1)
+    net.weights[0][:, 5] = 0.0
+    for row, col in ((0, 0), (399, 5), (200, sizes[0] - 1)):
+        Xb = X.copy()
+        Xb[row, col] = bad
+        with pytest.raises(ValueError, match="data: X contains NaN or infinite values"):
+            net.accuracy((Xb, y))
+        with pytest.raises(ValueError, match="data: X contains NaN or infinite values"):
+            net.total_cost((Xb, y))
+
+
+def test_evaluation_of_finite_inputs_that_overflow_is_not_an_input_error():
+    # Finite inputs whose weighted sums overflow are valid data: the answer
+    # is reported, not rejected.
+    X, y = mnist_like(300, seed=4)
+    X[7] = 3e38
+    net = fastnet.Network([784, 30, 10], seed=1, dtype="float32")
+    assert 0.0 <= net.accuracy((X.astype(np.float32), y)) <= 1.0

@@ -41,7 +41,7 @@ from fastnet.kernels.activations import (
     scale_by_derivative_,
 )
 from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
-from fastnet.kernels.mlp import PARALLEL_OPTIONS, update_block_
+from fastnet.kernels.mlp import PARALLEL_OPTIONS, all_finite_row, update_block_
 
 
 @njit(**JIT_OPTIONS)
@@ -361,7 +361,8 @@ def dense_evaluate(
     Returns
     -------
     cost_sum : float
-        Sum of the per-sample costs (no L2 term).
+        Sum of the per-sample costs (no L2 term); NaN if a first-layer weighted
+        input is not finite (as :func:`fastnet.kernels.mlp.evaluate`).
     n_correct : int
     """
     n = X.shape[0]
@@ -390,6 +391,10 @@ def dense_evaluate(
                     zs[t],
                     acts[t],
                 )
+                z0 = layer_block(zs[t], table, 0, DENSE_EVAL_ROWS, m)
+                for r in range(m):
+                    if not all_finite_row(z0[r]):
+                        total = np.nan
                 z = layer_block(zs[t], table, last, DENSE_EVAL_ROWS, m)
                 a = layer_block(acts[t], table, last, DENSE_EVAL_ROWS, m)
                 for r in range(m):

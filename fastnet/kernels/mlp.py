@@ -733,6 +733,15 @@ def sgd_parallel_(
 
 
 @njit(**JIT_OPTIONS)
+def all_finite_row(z):
+    """Whether every entry of the 1-D `z` is finite."""
+    for j in range(z.shape[0]):
+        if not np.isfinite(z[j]):
+            return False
+    return True
+
+
+@njit(**JIT_OPTIONS)
 def argmax_row(a, start, n):
     """Index (relative to `start`) of the first maximum of ``a[start:start+n]``."""
     best = 0
@@ -783,19 +792,25 @@ def evaluate(
     Returns
     -------
     cost_sum : float
-        Sum of the per-sample costs (no L2 term).
+        Sum of the per-sample costs (no L2 term); NaN if any sample's first
+        layer weighted input is not finite, which every NaN or infinite input
+        causes (``inf * w`` is infinite, ``inf * 0`` NaN), so callers may skip
+        a separate pass over `X` and look for bad inputs only then.
     n_correct : int
     """
     n = X.shape[0]
     last = table.shape[0] - 1
     z_out = table[last, Z_OFF]
     n_out = table[last, N_OUT]
+    n_first = table[0, N_OUT]
     for c in prange(EVAL_CHUNKS):
         total = 0.0
         correct = 0
         for i in range((c * n) // EVAL_CHUNKS, ((c + 1) * n) // EVAL_CHUNKS):
             cols = indices[indptr[i] : indptr[i + 1]]
             forward_sample_(params, table, hidden, output, X[i], cols, zs[c], acts[c])
+            if not all_finite_row(zs[c, :n_first]):
+                total = np.nan
             total += sample_cost(
                 cost, zs[c, z_out : z_out + n_out], acts[c, z_out : z_out + n_out], labels[i]
             )
