@@ -146,11 +146,10 @@ def column_sums_(d, out):
 
 
 @njit(**JIT_OPTIONS)
-def backward_rows_(
-    params, table, hidden, cost, labels, rows, stride, m, lo, hi, zs, acts, deltas, grad
-):
-    """Errors of rows ``lo:hi`` for every layer (BP1, BP2), and the gradient
-    sums of every layer's weights and biases except the first layer's weights.
+def errors_rows_(params, table, hidden, cost, labels, rows, stride, m, lo, hi, zs, acts, deltas):
+    """Errors of rows ``lo:hi`` for every layer (the book's BP1 and BP2), one
+    BLAS product per layer. Each row's errors depend on that row only, so
+    different row ranges can run side by side.
 
     Parameters
     ----------
@@ -163,8 +162,6 @@ def backward_rows_(
         As in :func:`forward_rows_`, filled by it.
     deltas : ndarray, shape (stride * n_z,)
         Layer-major; rows ``lo:hi`` of every layer are overwritten.
-    grad : ndarray, shape (n_params,)
-        Overwritten, except the first layer's weights.
     """
     last = table.shape[0] - 1
     z = layer_block(zs, table, last, stride, m)[lo:hi]
@@ -173,23 +170,42 @@ def backward_rows_(
     for r in range(hi - lo):
         output_delta_(cost, z[r], a[r], labels[rows[lo + r]], d[r])
     for layer in range(last, 0, -1):
-        n_in = table[layer, N_IN]
-        n_out = table[layer, N_OUT]
-        w_off = table[layer, W_OFF]
-        b_off = table[layer, B_OFF]
         d = layer_block(deltas, table, layer, stride, m)[lo:hi]
-        a_prev = layer_block(acts, table, layer - 1, stride, m)[lo:hi]
-        np.dot(a_prev.T, d, grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out)))
-        column_sums_(d, grad[b_off : b_off + n_out])
         # BP2 with the weights before this step's update.
         d_prev = layer_block(deltas, table, layer - 1, stride, m)[lo:hi]
         np.dot(d, layer_weights(params, table, layer).T, d_prev)
         z_prev = layer_block(zs, table, layer - 1, stride, m)[lo:hi]
+        a_prev = layer_block(acts, table, layer - 1, stride, m)[lo:hi]
         for r in range(hi - lo):
             scale_by_derivative_(hidden, z_prev[r], a_prev[r], d_prev[r])
-    b_off = table[0, B_OFF]
-    d = layer_block(deltas, table, 0, stride, m)[lo:hi]
-    column_sums_(d, grad[b_off : b_off + table[0, N_OUT]])
+
+
+@njit(**JIT_OPTIONS)
+def later_gradients_(table, stride, m, acts, deltas, grad):
+    """Gradient sums over all `m` rows of every layer's biases and of the
+    weights of every layer after the first: ``a_prev.T @ delta`` per layer
+    (one BLAS product) and column sums of ``delta`` in row order.
+
+    Parameters
+    ----------
+    table : ndarray of int64
+    stride, m : int
+        As in :func:`forward_rows_`.
+    acts, deltas : ndarray, shape (stride * n_z,)
+        Filled by :func:`forward_rows_` and :func:`errors_rows_` for all rows.
+    grad : ndarray, shape (n_params,)
+        Overwritten, except the first layer's weights.
+    """
+    for layer in range(table.shape[0]):
+        n_out = table[layer, N_OUT]
+        b_off = table[layer, B_OFF]
+        d = layer_block(deltas, table, layer, stride, m)
+        if layer > 0:
+            n_in = table[layer, N_IN]
+            w_off = table[layer, W_OFF]
+            a_prev = layer_block(acts, table, layer - 1, stride, m)
+            np.dot(a_prev.T, d, grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out)))
+        column_sums_(d, grad[b_off : b_off + n_out])
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -221,9 +237,12 @@ def sgd_dense_(
     The first layer, most of the work, is split by inputs: the two halves of
     the inputs are gathered and go through ``x[:, :k] @ w[:k]`` and
     ``x[:, k:] @ w[k:]`` in parallel, and the two partial sums are added in
-    that order. The later layers and backpropagation follow on one thread,
-    then the two halves of the first layer's weight gradient are again
-    computed in parallel. Then the book's step
+    that order. Then the two halves of the rows finish the first layer, go
+    forward through the later layers and backpropagate their errors in
+    parallel (:func:`errors_rows_`; each row depends on itself only). Then
+    the two halves of the first layer's weight gradient are computed in
+    parallel, the second with the later layers' and the biases' gradients
+    (:func:`later_gradients_`). Then the book's step
     ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
     ``b <- b - (eta/m) sum grad_b`` runs over fixed blocks of parameters in a
     ``prange``. The split depends on the sizes only, so the bits do not depend
@@ -298,28 +317,48 @@ def sgd_dense_(
                 for r in range(m):
                     x_hi[r] = X[rows[r], k:]
                 np.dot(x_hi, w0[k:], part)
-        for r in range(m):
-            for j in range(n_out0):
-                z0[r, j] += part[r, j]
-        # z0 now holds x @ w0; forward_rows_ from layer 1 would skip the
-        # bias and activation of layer 0, so finish them here.
+        # Rows 0:h and h:m finish the first layer, go forward through the
+        # later layers and back (errors only) side by side: every row's values
+        # depend on that row alone, and h depends on m only.
         a0 = layer_block(acts, table, 0, mini_batch, m)
         b0 = table[0, B_OFF]
         code0 = output if table.shape[0] == 1 else hidden
-        for r in range(m):
-            for j in range(n_out0):
-                z0[r, j] += params[b0 + j]
-            activate_(code0, z0[r], a0[r])
-        forward_rows_(params, table, hidden, output, x_lo, 1, mini_batch, m, 0, m, zs, acts)
-        backward_rows_(
-            params, table, hidden, cost, labels, rows, mini_batch, m, 0, m, zs, acts, deltas, grad
-        )
+        h = m // 2
+        for half in prange(2):
+            r_lo = 0 if half == 0 else h
+            r_hi = h if half == 0 else m
+            if r_lo < r_hi:
+                for r in range(r_lo, r_hi):
+                    for j in range(n_out0):
+                        z0[r, j] = (z0[r, j] + part[r, j]) + params[b0 + j]
+                    activate_(code0, z0[r], a0[r])
+                forward_rows_(
+                    params, table, hidden, output, x_lo, 1, mini_batch, m, r_lo, r_hi, zs, acts
+                )
+                errors_rows_(
+                    params,
+                    table,
+                    hidden,
+                    cost,
+                    labels,
+                    rows,
+                    mini_batch,
+                    m,
+                    r_lo,
+                    r_hi,
+                    zs,
+                    acts,
+                    deltas,
+                )
+        # Gradients: the first layer's in two halves of its inputs; the later
+        # layers' and the biases' (small) with the second half.
         d0 = layer_block(deltas, table, 0, mini_batch, m)
         for half in prange(2):
             if half == 0:
                 np.dot(x_lo.T, d0, g0[:k])
             else:
                 np.dot(x_hi.T, d0, g0[k:])
+                later_gradients_(table, mini_batch, m, acts, deltas, grad)
         for blk in prange(n_update):
             lo = blk * UPDATE_BLOCK
             update_block_(
