@@ -1,0 +1,264 @@
+"""Paired ratios: fastnet and the reference (or 1 thread and all threads)
+timed in alternating rounds, so both sides of each ratio see the same moment
+of a noisy machine.
+
+The pytest-benchmark suite times each side in its own test, one after the
+other; on this project's shared 2-core host the machine's speed moved by up
+to 2x between those tests, and so did single-run ratios. Here every round
+times A then B on the same slice, the ratio is taken per round, and the table
+reports the median of the per-round ratios with their range. Same workloads,
+slices, data and targets as the suite (``_workloads.py``, ``report.py``).
+
+Run from the repository root::
+
+    python bench/paired.py                  # every section, 9 rounds each
+    python bench/paired.py --rounds 15 train
+    python bench/paired.py threads eval
+
+Prints a markdown table per section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numba  # noqa: E402
+from _workloads import (  # noqa: E402
+    DTYPES,
+    EVAL_SIZES,
+    THREAD_EVAL_SIZES,
+    THREAD_WORKLOADS,
+    WORKLOADS,
+    fastnet_epoch_slice,
+    fastnet_evaluator,
+    make_network,
+    reference_epoch_slice,
+    reference_params,
+    sample_order,
+)
+from report import EVAL_TARGET, THREAD_TARGET, TRAIN_TARGETS  # noqa: E402
+
+from fastnet import reference  # noqa: E402
+from fastnet.data import load_mnist  # noqa: E402
+from fastnet.threads import max_threads  # noqa: E402
+
+SECTIONS = ("train", "eval", "threads")
+
+
+#: Pause before each timed call. OpenBLAS's worker threads (the reference's
+#: NumPy) keep spinning for a while after a call and Numba's OpenMP threads
+#: after a parallel region; without a pause each side ran on a core the other
+#: side's spinning threads were still using (measured: accuracy() at
+#: 0.67x-1.00x of the reference with no pause, against 1.0x-1.8x in the suite).
+SETTLE_S = 0.25
+
+
+def _seconds(fn) -> float:
+    time.sleep(SETTLE_S)
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def paired(a, b, samples_a, samples_b, rounds):
+    """Per-round ratios (samples/s of `a` over samples/s of `b`), each round
+    timing `a` then `b`, after one untimed warm-up of each."""
+    a()
+    b()
+    ratios = []
+    for _ in range(rounds):
+        ra = samples_a / _seconds(a)
+        rb = samples_b / _seconds(b)
+        ratios.append(ra / rb)
+    return ratios
+
+
+def summary(ratios) -> tuple[str, str]:
+    return f"{statistics.median(ratios):.2f}x", f"{min(ratios):.2f}x-{max(ratios):.2f}x"
+
+
+def mark(value, target, at_least=True) -> str:
+    if target is None:
+        return "—"
+    ok = value >= target if at_least else value <= target
+    return "pass" if ok else "**FAIL**"
+
+
+def train_rows(data, rounds):
+    for wl in WORKLOADS:
+        for dtype in DTYPES:
+            X, y = data(dtype)
+            order = sample_order(len(X))
+            net = make_network(wl.sizes, dtype)
+            p0 = net.params.copy()
+            w, b = reference_params(net)
+            w0, b0 = [v.copy() for v in w], [v.copy() for v in b]
+            fastnet_epoch_slice(net, X, y, order, wl.mini_batch, 0)  # compile / load
+
+            def fast(net=net, X=X, y=y, order=order, wl=wl, p0=p0):
+                net.params[...] = p0
+                fastnet_epoch_slice(net, X, y, order, wl.mini_batch, wl.fastnet_batches)
+
+            def ref(w=w, b=b, w0=w0, b0=b0, X=X, y=y, order=order, wl=wl):
+                for v, v0 in zip(w + b, w0 + b0, strict=True):
+                    v[...] = v0
+                reference_epoch_slice(w, b, X, y, order, wl.mini_batch, wl.reference_batches)
+
+            ratios = paired(
+                fast,
+                ref,
+                wl.fastnet_batches * wl.mini_batch,
+                wl.reference_batches * wl.mini_batch,
+                rounds,
+            )
+            target = TRAIN_TARGETS.get((wl.name, dtype))
+            med, rng = summary(ratios)
+            yield (
+                f"`{wl.name}`",
+                dtype,
+                med,
+                rng,
+                "—" if target is None else f"≥ {target:.1f}x",
+                mark(statistics.median(ratios), target),
+            )
+
+
+def eval_rows(data, rounds):
+    for sizes in EVAL_SIZES:
+        for dtype in DTYPES:
+            X, y = data(dtype)
+            raw = data("raw")
+            net = make_network(sizes, dtype)
+            w, b = reference_params(net)
+
+            def fast(net=net, raw=raw):
+                net.accuracy(raw)
+
+            def ref(w=w, b=b, X=X, y=y):
+                reference.accuracy(w, b, X, y)
+
+            n = len(y)
+            ratios = paired(fast, ref, n, n, rounds)
+            med, rng = summary(ratios)
+            name = "-".join(map(str, sizes))
+            yield (
+                f"`{name}`",
+                dtype,
+                med,
+                rng,
+                f"≥ {EVAL_TARGET:.1f}x",
+                mark(statistics.median(ratios), EVAL_TARGET),
+            )
+
+
+def thread_rows(data, rounds):
+    n_all = max_threads()
+    for wl in THREAD_WORKLOADS:
+        for dtype in DTYPES:
+            X, y = data(dtype)
+            order = sample_order(len(X))
+            nets = {t: make_network(wl.sizes, dtype, n_threads=t) for t in (n_all, 1)}
+            p0 = nets[1].params.copy()
+            for net in nets.values():
+                fastnet_epoch_slice(net, X, y, order, wl.mini_batch, 0)
+
+            def run(t, nets=nets, X=X, y=y, order=order, wl=wl, p0=p0):
+                nets[t].params[...] = p0
+                fastnet_epoch_slice(nets[t], X, y, order, wl.mini_batch, wl.fastnet_batches)
+
+            samples = wl.fastnet_batches * wl.mini_batch
+            ratios = paired(
+                lambda run=run: run(n_all), lambda run=run: run(1), samples, samples, rounds
+            )
+            target = THREAD_TARGET if wl.mini_batch >= 100 else None
+            med, rng = summary(ratios)
+            yield (
+                "train",
+                f"`{wl.name}`",
+                dtype,
+                med,
+                rng,
+                "—" if target is None else f"≥ {target}x",
+                mark(statistics.median(ratios), target),
+            )
+    for sizes in THREAD_EVAL_SIZES:
+        for dtype in DTYPES:
+            X, y = data(dtype)
+            evals = {
+                t: fastnet_evaluator(make_network(sizes, dtype, n_threads=t), X, y)
+                for t in (n_all, 1)
+            }
+            n = len(y)
+            ratios = paired(evals[n_all], evals[1], n, n, rounds)
+            med, rng = summary(ratios)
+            yield (
+                "eval",
+                f"`{'-'.join(map(str, sizes))}`",
+                dtype,
+                med,
+                rng,
+                f"≥ {THREAD_TARGET}x",
+                mark(statistics.median(ratios), THREAD_TARGET),
+            )
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class Data:
+    """MNIST splits in each dtype, converted once."""
+
+    def __init__(self, split):
+        self.split = split
+        self._cache = {}
+
+    def __call__(self, dtype):
+        if dtype == "raw":
+            return self.split.X, self.split.y
+        if dtype not in self._cache:
+            import numpy as np
+
+            self._cache[dtype] = (np.ascontiguousarray(self.split.X, dtype=dtype), self.split.y)
+        return self._cache[dtype]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sections", nargs="*", help="any of train, eval, threads (default: all)")
+    parser.add_argument("--rounds", type=int, default=9, help="paired rounds per row (default 9)")
+    args = parser.parse_args(argv)
+    sections = args.sections or SECTIONS
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"sections: unknown {unknown}; choose from {list(SECTIONS)}")
+    mnist = load_mnist()
+    training, validation = Data(mnist.training), Data(mnist.validation)
+    print(
+        f"Paired rounds: {args.rounds} per row; Numba {numba.__version__}, "
+        f"{max_threads()} threads; median of per-round ratios, range in brackets.\n"
+    )
+    if "train" in sections:
+        print("## Training, fastnet / reference\n")
+        header = ("workload", "dtype", "median ratio", "range", "target", "")
+        print(table(header, train_rows(training, args.rounds)), "\n", flush=True)
+    if "eval" in sections:
+        print("## Evaluation, `accuracy()` / reference (10,000 images)\n")
+        header = ("network", "dtype", "median ratio", "range", "target", "")
+        print(table(header, eval_rows(validation, args.rounds)), "\n", flush=True)
+    if "threads" in sections:
+        print("## Threads, all / 1\n")
+        header = ("what", "workload", "dtype", "median ratio", "range", "target", "")
+        print(table(header, thread_rows(training, args.rounds)), "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
