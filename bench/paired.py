@@ -249,15 +249,15 @@ def main(argv=None):
     if "train" in sections:
         print("## Training, fastnet / reference\n")
         header = ("workload", "dtype", "median ratio", "range", "target", "")
-        print(table(header, train_rows(training, args.rounds)), "\n", flush=True)
+        print(table(header, train_rows(training, args.rounds)) + "\n", flush=True)
     if "eval" in sections:
         print("## Evaluation, `accuracy()` / reference (10,000 images)\n")
         header = ("network", "dtype", "median ratio", "range", "target", "")
-        print(table(header, eval_rows(validation, args.rounds)), "\n", flush=True)
+        print(table(header, eval_rows(validation, args.rounds)) + "\n", flush=True)
     if "threads" in sections:
         print("## Threads, all / 1\n")
         header = ("what", "workload", "dtype", "median ratio", "range", "target", "")
-        print(table(header, thread_rows(training, args.rounds)), "\n", flush=True)
+        print(table(header, thread_rows(training, args.rounds)) + "\n", flush=True)
 
 
 if __name__ == "__main__":
