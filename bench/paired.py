@@ -13,7 +13,7 @@ Run from the repository root::
 
     python bench/paired.py                  # every section, 9 rounds each
     python bench/paired.py --rounds 15 train
-    python bench/paired.py threads eval
+    python bench/paired.py threads eval many
 
 Prints a markdown table per section.
 """
@@ -48,7 +48,7 @@ from fastnet import reference  # noqa: E402
 from fastnet.data import load_mnist  # noqa: E402
 from fastnet.threads import max_threads  # noqa: E402
 
-SECTIONS = ("train", "eval", "threads")
+SECTIONS = ("train", "eval", "threads", "many")
 
 
 #: Pause before each timed call. OpenBLAS's worker threads (the reference's
@@ -208,6 +208,37 @@ def thread_rows(data, rounds):
             )
 
 
+def many_rows(data, rounds):
+    """Two [784, 30, 10] networks trained together (train_many, one whole
+    epoch) against one trained alone with every thread: the ratio of wall
+    times, issue 3's target <= 1.2x."""
+    import fastnet
+    from fastnet.many import train_many
+
+    for dtype in DTYPES:
+        X, y = data(dtype)
+
+        def one(X=X, y=y, dtype=dtype):
+            fastnet.Network([784, 30, 10], dtype=dtype, seed=0).train((X, y), 1, 10, 0.1, 5.0)
+
+        def two(X=X, y=y, dtype=dtype):
+            nets = [fastnet.Network([784, 30, 10], dtype=dtype, seed=s) for s in (0, 1)]
+            train_many(nets, (X, y), 1, 10, 0.1, 5.0)
+
+        # paired() returns rate(a) / rate(b); with one "sample" each, that is
+        # time(b) / time(a): together over alone.
+        ratios = paired(one, two, 1, 1, rounds)
+        med, rng = summary(ratios)
+        yield (
+            "`784-30-10-mb10`",
+            dtype,
+            med,
+            rng,
+            "≤ 1.2x",
+            mark(statistics.median(ratios), 1.2, at_least=False),
+        )
+
+
 def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -254,6 +285,10 @@ def main(argv=None):
         print("## Evaluation, `accuracy()` / reference (10,000 images)\n")
         header = ("network", "dtype", "median ratio", "range", "target", "")
         print(table(header, eval_rows(validation, args.rounds)) + "\n", flush=True)
+    if "many" in sections:
+        print("## Two networks together (train_many) / one alone, wall time\n")
+        header = ("workload", "dtype", "median ratio", "range", "target", "")
+        print(table(header, many_rows(training, args.rounds)) + "\n", flush=True)
     if "threads" in sections:
         print("## Threads, all / 1\n")
         header = ("what", "workload", "dtype", "median ratio", "range", "target", "")
