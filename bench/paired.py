@@ -42,7 +42,7 @@ from _workloads import (  # noqa: E402
     reference_params,
     sample_order,
 )
-from report import EVAL_TARGET, THREAD_TARGET, TRAIN_TARGETS  # noqa: E402
+from report import EVAL_TARGET, MANY_TARGET, THREAD_TARGET, TRAIN_TARGETS  # noqa: E402
 
 from fastnet import reference  # noqa: E402
 from fastnet.data import load_mnist  # noqa: E402
@@ -79,15 +79,15 @@ def paired(a, b, samples_a, samples_b, rounds):
     return ratios
 
 
-def summary(ratios) -> tuple[str, str]:
-    return f"{statistics.median(ratios):.2f}x", f"{min(ratios):.2f}x-{max(ratios):.2f}x"
-
-
-def mark(value, target, at_least=True) -> str:
+def result_row(labels, ratios, target, at_least=True) -> tuple[str, ...]:
+    """Table cells: `labels`, the median ratio, its range, the target and
+    pass/FAIL (``target`` None: no target)."""
+    med = statistics.median(ratios)
+    cells = (*labels, f"{med:.2f}x", f"{min(ratios):.2f}x-{max(ratios):.2f}x")
     if target is None:
-        return "—"
-    ok = value >= target if at_least else value <= target
-    return "pass" if ok else "**FAIL**"
+        return (*cells, "—", "—")
+    ok = med >= target if at_least else med <= target
+    return (*cells, f"{'≥' if at_least else '≤'} {target}x", "pass" if ok else "**FAIL**")
 
 
 def train_rows(data, rounds):
@@ -117,16 +117,7 @@ def train_rows(data, rounds):
                 wl.reference_batches * wl.mini_batch,
                 rounds,
             )
-            target = TRAIN_TARGETS.get((wl.name, dtype))
-            med, rng = summary(ratios)
-            yield (
-                f"`{wl.name}`",
-                dtype,
-                med,
-                rng,
-                "—" if target is None else f"≥ {target:.1f}x",
-                mark(statistics.median(ratios), target),
-            )
+            yield result_row((f"`{wl.name}`", dtype), ratios, TRAIN_TARGETS.get((wl.name, dtype)))
 
 
 def eval_rows(data, rounds):
@@ -145,16 +136,7 @@ def eval_rows(data, rounds):
 
             n = len(y)
             ratios = paired(fast, ref, n, n, rounds)
-            med, rng = summary(ratios)
-            name = "-".join(map(str, sizes))
-            yield (
-                f"`{name}`",
-                dtype,
-                med,
-                rng,
-                f"≥ {EVAL_TARGET:.1f}x",
-                mark(statistics.median(ratios), EVAL_TARGET),
-            )
+            yield result_row((f"`{'-'.join(map(str, sizes))}`", dtype), ratios, EVAL_TARGET)
 
 
 def thread_rows(data, rounds):
@@ -177,16 +159,7 @@ def thread_rows(data, rounds):
                 lambda run=run: run(n_all), lambda run=run: run(1), samples, samples, rounds
             )
             target = THREAD_TARGET if wl.mini_batch >= 100 else None
-            med, rng = summary(ratios)
-            yield (
-                "train",
-                f"`{wl.name}`",
-                dtype,
-                med,
-                rng,
-                "—" if target is None else f"≥ {target}x",
-                mark(statistics.median(ratios), target),
-            )
+            yield result_row(("train", f"`{wl.name}`", dtype), ratios, target)
     for sizes in THREAD_EVAL_SIZES:
         for dtype in DTYPES:
             X, y = data(dtype)
@@ -196,16 +169,8 @@ def thread_rows(data, rounds):
             }
             n = len(y)
             ratios = paired(evals[n_all], evals[1], n, n, rounds)
-            med, rng = summary(ratios)
-            yield (
-                "eval",
-                f"`{'-'.join(map(str, sizes))}`",
-                dtype,
-                med,
-                rng,
-                f"≥ {THREAD_TARGET}x",
-                mark(statistics.median(ratios), THREAD_TARGET),
-            )
+            name = f"`{'-'.join(map(str, sizes))}`"
+            yield result_row(("eval", name, dtype), ratios, THREAD_TARGET)
 
 
 def many_rows(data, rounds):
@@ -228,15 +193,7 @@ def many_rows(data, rounds):
         # paired() returns rate(a) / rate(b); with one "sample" each, that is
         # time(b) / time(a): together over alone.
         ratios = paired(one, two, 1, 1, rounds)
-        med, rng = summary(ratios)
-        yield (
-            "`784-30-10-mb10`",
-            dtype,
-            med,
-            rng,
-            "≤ 1.2x",
-            mark(statistics.median(ratios), 1.2, at_least=False),
-        )
+        yield result_row(("`784-30-10-mb10`", dtype), ratios, MANY_TARGET, at_least=False)
 
 
 def table(header, rows):
