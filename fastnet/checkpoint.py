@@ -23,11 +23,24 @@ FORMAT = "fastnet-checkpoint"
 FORMAT_VERSION = 1
 
 
-def data_fingerprint(X, y) -> str:
-    """A digest of the training data, so a resume refuses different data."""
+def data_fingerprint(X, y, dtype=None) -> str:
+    """A digest of the training data, so a resume refuses different data.
+
+    `dtype`: digest `X` as if converted to it (the network's dtype), so
+    float32 data given to a float64 network, which trains on it unconverted,
+    has the digest of the same data converted to float64 (and of checkpoints
+    written when it was converted first). The conversion streams through
+    blocks of rows: no full copy.
+    """
+    dtype = X.dtype if dtype is None else np.dtype(dtype)
     h = hashlib.blake2b(digest_size=16)
-    h.update(repr((X.shape, X.dtype.str, y.shape)).encode())
-    h.update(np.ascontiguousarray(X).data)
+    h.update(repr((X.shape, dtype.str, y.shape)).encode())
+    X = np.ascontiguousarray(X)
+    if X.dtype == dtype:
+        h.update(X.data)
+    else:
+        for lo in range(0, len(X), 4096):
+            h.update(np.ascontiguousarray(X[lo : lo + 4096], dtype=dtype).data)
     h.update(np.ascontiguousarray(y, dtype=np.int64).data)
     return h.hexdigest()
 

@@ -580,7 +580,7 @@ class Network:
         else:
             history = History(header)
         if checkpoint_dir is not None or _resume is not None:
-            train_config["data"] = data_fingerprint(X, y)
+            train_config["data"] = data_fingerprint(X, y, self.dtype)
             if _resume is not None and _resume["train"]["data"] != train_config["data"]:
                 raise ValueError(
                     "training_data differs from the data the checkpoint was trained on "

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastnet
-from fastnet.checkpoint import FILENAME, load_checkpoint
+from fastnet.checkpoint import FILENAME, data_fingerprint, load_checkpoint
 from fastnet.history import History
 
 
@@ -74,6 +74,40 @@ def test_resume_refuses_different_data(tmp_path):
     X2, y2 = data(seed=1)
     with pytest.raises(ValueError, match="fingerprint"):
         fastnet.resume(tmp_path, (X2, y2), (X2, y2))
+
+
+def test_fingerprint_is_of_the_data_as_the_network_sees_it():
+    # A float64 network trains on float32 data unconverted; its checkpoint
+    # digest must not depend on whether the caller converted first, and must
+    # still tell different data apart. 10,000 rows: several streamed blocks.
+    rng = np.random.default_rng(0)
+    X32 = rng.random((10_000, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 10_000)
+    as_f64 = data_fingerprint(X32.astype(np.float64), y)
+    assert data_fingerprint(X32, y, np.float64) == as_f64
+    assert data_fingerprint(X32, y) != as_f64
+    X32[9_999, 7] += 0.5
+    assert data_fingerprint(X32, y, np.float64) != as_f64
+
+
+def test_resume_accepts_the_same_data_converted_or_not(tmp_path):
+    X, y = data()
+    X32 = X.astype(np.float32)
+    net = fastnet.Network([8, 6, 3], seed=3)
+    with pytest.raises(Stop):
+        net.train((X32, y), 4, 7, 0.5, 1.0, checkpoint_dir=tmp_path, callback=_stop_at(3))
+    a, _ = fastnet.resume(tmp_path, (X32.astype(np.float64), y))
+    b = fastnet.Network([8, 6, 3], seed=3)
+    b.train((X32, y), 4, 7, 0.5, 1.0)
+    assert a.params.tobytes() == b.params.tobytes()
+
+
+def _stop_at(epoch):
+    def stop(record):
+        if record["epoch"] == epoch:
+            raise Stop
+
+    return stop
 
 
 def test_resume_needs_evaluation_data_if_it_was_monitored(tmp_path):
