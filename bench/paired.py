@@ -234,22 +234,28 @@ def main(argv=None):
         f"Paired rounds: {args.rounds} per row; Numba {numba.__version__}, "
         f"{max_threads()} threads; median of per-round ratios, range in brackets.\n"
     )
-    if "train" in sections:
-        print("## Training, fastnet / reference\n")
-        header = ("workload", "dtype", "median ratio", "range", "target", "")
-        print(table(header, train_rows(training, args.rounds)) + "\n", flush=True)
-    if "eval" in sections:
-        print("## Evaluation, `accuracy()` / reference (10,000 images)\n")
-        header = ("network", "dtype", "median ratio", "range", "target", "")
-        print(table(header, eval_rows(validation, args.rounds)) + "\n", flush=True)
-    if "many" in sections:
-        print("## Two networks together (train_many) / one alone, wall time\n")
-        header = ("workload", "dtype", "median ratio", "range", "target", "")
-        print(table(header, many_rows(training, args.rounds)) + "\n", flush=True)
-    if "threads" in sections:
-        print("## Threads, all / 1\n")
-        header = ("what", "workload", "dtype", "median ratio", "range", "target", "")
-        print(table(header, thread_rows(training, args.rounds)) + "\n", flush=True)
+    results = ("median ratio", "range", "target", "")
+    plan = {
+        "train": ("Training, fastnet / reference", ("workload", "dtype"), train_rows, training),
+        "eval": (
+            "Evaluation, `accuracy()` / reference (10,000 images)",
+            ("network", "dtype"),
+            eval_rows,
+            validation,
+        ),
+        "many": (
+            "Two networks together (train_many) / one alone, wall time",
+            ("workload", "dtype"),
+            many_rows,
+            training,
+        ),
+        "threads": ("Threads, all / 1", ("what", "workload", "dtype"), thread_rows, training),
+    }
+    for name in SECTIONS:
+        if name in sections:
+            title, labels, rows, data = plan[name]
+            print(f"## {title}\n")
+            print(table((*labels, *results), rows(data, args.rounds)) + "\n", flush=True)
 
 
 if __name__ == "__main__":

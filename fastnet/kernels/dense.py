@@ -41,7 +41,13 @@ from fastnet.kernels.activations import (
     scale_by_derivative_,
 )
 from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
-from fastnet.kernels.mlp import PARALLEL_OPTIONS, all_finite_row, update_block_
+from fastnet.kernels.mlp import (
+    PARALLEL_OPTIONS,
+    all_finite_row,
+    argmax_row,
+    sum_chunks,
+    update_block_,
+)
 
 
 @njit(**JIT_OPTIONS)
@@ -439,18 +445,9 @@ def dense_evaluate(
                 for r in range(m):
                     label = labels[lo + r]
                     total += sample_cost(cost, z[r], a[r], label)
-                    best = 0
-                    for j in range(1, n_out):
-                        if a[r, j] > a[r, best]:
-                            best = j
-                    if best == label:
+                    if argmax_row(a[r], 0, n_out) == label:
                         correct += 1
                 lo += m
             cost_parts[c] = total
             correct_parts[c] = correct
-    cost_sum = 0.0
-    n_correct = 0
-    for c in range(EVAL_CHUNKS):
-        cost_sum += cost_parts[c]
-        n_correct += correct_parts[c]
-    return cost_sum, n_correct
+    return sum_chunks(cost_parts, correct_parts)

@@ -742,6 +742,18 @@ def all_finite_row(z):
 
 
 @njit(**JIT_OPTIONS)
+def sum_chunks(cost_parts, correct_parts):
+    """The evaluation kernels' per-chunk partial sums, added in chunk order
+    (so the totals do not depend on which thread ran which chunk)."""
+    cost_sum = 0.0
+    n_correct = 0
+    for c in range(cost_parts.shape[0]):
+        cost_sum += cost_parts[c]
+        n_correct += correct_parts[c]
+    return cost_sum, n_correct
+
+
+@njit(**JIT_OPTIONS)
 def argmax_row(a, start, n):
     """Index (relative to `start`) of the first maximum of ``a[start:start+n]``."""
     best = 0
@@ -818,12 +830,7 @@ def evaluate(
                 correct += 1
         cost_parts[c] = total
         correct_parts[c] = correct
-    cost_sum = 0.0
-    n_correct = 0
-    for c in range(EVAL_CHUNKS):
-        cost_sum += cost_parts[c]
-        n_correct += correct_parts[c]
-    return cost_sum, n_correct
+    return sum_chunks(cost_parts, correct_parts)
 
 
 @njit(**PARALLEL_OPTIONS)
