@@ -152,7 +152,8 @@ def _prepared(X) -> dict:
 
     extra = {}
     if hasattr(workspace, "nonzero_index"):
-        extra["indptr"], extra["indices"] = workspace.nonzero_index(X)
+        index = workspace.nonzero_index(X)
+        extra.update(zip(("indptr", "indices", "values")[: len(index)], index, strict=True))
     _PREPARED[id(X)] = (X, extra)
     return extra
 
@@ -229,8 +230,7 @@ def fastnet_evaluator(net, X, y):
     data's non-zero index built once here rather than on every call."""
     extra = _prepared(X)
     if "index" in inspect.signature(net._evaluate).parameters and extra:
-        index = (extra["indptr"], extra["indices"])
-        return functools.partial(net._evaluate, X, y, index=index)
+        return functools.partial(net._evaluate, X, y, index=tuple(extra.values()))
     return functools.partial(net._evaluate, X, y)
 
 

@@ -38,10 +38,10 @@ from fastnet.kernels import codes, dense, mlp
 from fastnet.layout import Layout
 from fastnet.threads import blas_threads, max_threads, resolve_threads, threading_layer
 from fastnet.workspace import (
-    NO_INDEX,
     DenseWorkspace,
     EvalWorkspace,
     TrainWorkspace,
+    no_index,
     nonzero_index,
 )
 
@@ -288,15 +288,13 @@ class Network:
                     ws.cost_parts,
                     ws.correct_parts,
                 )
-        indptr, indices = nonzero_index(X) if index is None else index
         return mlp.evaluate(
             self.params,
             self.layout.table,
             *self._codes,
             X,
             y,
-            indptr,
-            indices,
+            *(nonzero_index(X) if index is None else index),
             ws.zs,
             ws.acts,
             ws.cost_parts,
@@ -544,9 +542,9 @@ class Network:
         # The loop kernels read the data through their non-zero index; the
         # dense driver and dense evaluation do not, so skip building it.
         loop_eval = self._eval_ws.dense_zs.shape[0] == 0
-        train_index = nonzero_index(X) if loop_eval or kernel_name != "dense" else NO_INDEX
+        train_index = nonzero_index(X) if loop_eval or kernel_name != "dense" else no_index(X)
         if evaluation_data is not None:
-            eval_index = nonzero_index(Xe) if loop_eval else NO_INDEX
+            eval_index = nonzero_index(Xe) if loop_eval else no_index(Xe)
         last_good = self.params.copy()
 
         header = self._header(

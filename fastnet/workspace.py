@@ -118,17 +118,19 @@ class EvalWorkspace:
         self.correct_parts = np.zeros(EVAL_CHUNKS, np.int64)
 
 
-#: Stands in for a data set's non-zero index where no kernel reads it (the
-#: dense driver, dense evaluation); typed as :func:`nonzero_index` returns one,
-#: so the kernels keep one compiled specialization.
-NO_INDEX = (np.zeros(1, np.int64), np.zeros(0, np.int32))
+def no_index(X):
+    """Stands in for `X`'s non-zero index where no kernel reads it (the dense
+    driver, dense evaluation): empty arrays typed as :func:`nonzero_index`
+    returns them, so the kernels keep one compiled specialization."""
+    return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, X.dtype)
 
 
 def nonzero_index(X):
     """Compressed-row index of the non-zero entries of `X`, for the kernels.
 
     Built once per data set and reused every epoch: the first layer then only
-    visits non-zero inputs (19% of MNIST pixels).
+    visits non-zero inputs (19% of MNIST pixels), read from two contiguous
+    runs per sample.
 
     Parameters
     ----------
@@ -139,19 +141,22 @@ def nonzero_index(X):
     indptr : ndarray of int64, shape (n + 1,)
     indices : ndarray of int32, shape (nnz,)
         Row ``i``'s non-zero columns are ``indices[indptr[i]:indptr[i+1]]``.
+    values : ndarray, shape (nnz,), dtype of `X`
+        The entries at those columns.
 
     Examples
     --------
     >>> nonzero_index(np.array([[0.0, 2.0], [3.0, 4.0]]))
-    (array([0, 1, 3]), array([1, 0, 1], dtype=int32))
+    (array([0, 1, 3]), array([1, 0, 1], dtype=int32), array([2., 3., 4.]))
     """
     counts = np.empty(X.shape[0], np.int64)
     row_nonzeros_(X, counts)
     indptr = np.zeros(X.shape[0] + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int32)
-    nonzero_index_(X, indptr, indices)
-    return indptr, indices
+    values = np.empty(indptr[-1], X.dtype)
+    nonzero_index_(X, indptr, indices, values)
+    return indptr, indices, values
 
 
 def train_pool_size(layout: Layout, mini_batch: int) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fastnet.layout import Layout
-from fastnet.workspace import TrainWorkspace, row_lanes
+from fastnet.workspace import TrainWorkspace, no_index, nonzero_index, row_lanes
 
 
 @pytest.mark.parametrize("n_in", [1, 5, 784])
@@ -28,3 +28,36 @@ def test_train_workspace_key_and_buffers():
     assert zs.shape == acts.shape == deltas.shape == (3, 16, 7)
     assert grads.shape == (3, lay.n_params) and grads.dtype == np.float32
     np.testing.assert_array_equal(lanes, [0, 3, 6])
+
+
+def naive_index(X):
+    """The compressed-row index built the obvious way."""
+    rows, cols = np.nonzero(X)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(X)))])
+    return indptr, cols, X[rows, cols]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonzero_index_matches_a_naive_build(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.random((50, 37)).astype(dtype)
+    X[X < 0.8] = 0
+    X[7] = 0  # an empty row
+    X[8] = 1.5  # a full row
+    X[9, 3] = -0.0  # equal to zero: skipped
+    X[10, 4] = np.nan  # not equal to zero: kept (training rejects it earlier)
+    indptr, indices, values = nonzero_index(X)
+    want_ptr, want_idx, want_val = naive_index(X)
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32 and values.dtype == dtype
+    np.testing.assert_array_equal(indptr, want_ptr)
+    np.testing.assert_array_equal(indices, want_idx)
+    np.testing.assert_array_equal(values, want_val)  # NaN compares equal here
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_index_is_typed_like_a_real_one(dtype):
+    X = np.ones((3, 4), dtype)
+    fake, real = no_index(X), nonzero_index(X)
+    assert [a.dtype for a in fake] == [a.dtype for a in real]
+    assert [a.ndim for a in fake] == [1, 1, 1]
+    assert fake[0].tolist() == [0] and len(fake[1]) == len(fake[2]) == 0

@@ -31,6 +31,7 @@ from numba.extending import overload
 from fastnet._config import (
     DENSE_EVAL_ROWS,
     EVAL_CHUNKS,
+    GATHER_AHEAD,
     JIT_OPTIONS,
     UPDATE_BLOCK,
 )
@@ -48,6 +49,7 @@ from fastnet.kernels.mlp import (
     sum_chunks,
     update_block_,
 )
+from fastnet.kernels.prefetch import prefetch_range
 
 
 @njit(**JIT_OPTIONS)
@@ -225,6 +227,7 @@ def sgd_dense_(
     labels,
     indptr,
     indices,
+    values,
     order,
     mini_batch,
     first,
@@ -263,7 +266,7 @@ def sgd_dense_(
     table, hidden, output, cost, X, labels, order, mini_batch, first, last, eta, lmbda, n
         As in :func:`fastnet.kernels.mlp.sgd_serial_` (float32 `X` for float64
         `params` is widened as it is gathered into `xb`).
-    indptr, indices : ndarray
+    indptr, indices, values : ndarray
         Unused (BLAS reads the zeros too); taken so that every SGD driver has
         one signature.
     xb : ndarray, shape (mini_batch * sizes[0],)
@@ -317,10 +320,14 @@ def sgd_dense_(
         for half in prange(2):
             if half == 0:
                 for r in range(m):
+                    if r + GATHER_AHEAD < m:
+                        prefetch_range(X[rows[r + GATHER_AHEAD]], 0, k)
                     x_lo[r] = X[rows[r], :k]
                 np.dot(x_lo, w0[:k], z0)
             else:
                 for r in range(m):
+                    if r + GATHER_AHEAD < m:
+                        prefetch_range(X[rows[r + GATHER_AHEAD]], k, n_in0)
                     x_hi[r] = X[rows[r], k:]
                 np.dot(x_hi, w0[k:], part)
         # Rows 0:h and h:m finish the first layer, go forward through the

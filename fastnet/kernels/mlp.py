@@ -5,9 +5,13 @@ Every kernel takes the flat parameter buffer ``params`` and the layer table of
 plus work buffers owned by a :class:`fastnet.workspace.TrainWorkspace` or
 :class:`fastnet.workspace.EvalWorkspace`. Nothing is allocated here.
 
-Inputs are read through a compressed-row index of their non-zero entries
-(``indptr``, ``indices``, built once per data set by :func:`nonzero_index_`):
-the first layer then costs in proportion to the non-zero pixels (19% of MNIST).
+The loop kernels read inputs through a compressed-row index of their non-zero
+entries (``indptr``, ``indices``, ``values``, built once per data set by
+:func:`nonzero_index_`): the first layer then costs in proportion to the
+non-zero pixels (19% of MNIST), read as two contiguous runs per sample, and
+the next sample's runs are prefetched (:mod:`fastnet.kernels.prefetch`). They
+take `X` only where a driver shares its signature with the dense driver,
+which gathers rows of `X` for BLAS.
 
 Weights are stored input-major (row ``k`` of a layer's block holds the weights
 leaving input ``k``). Each weighted input is summed in input order, skipping
@@ -36,6 +40,7 @@ from fastnet.kernels.activations import (
     scale_by_derivative_,
 )
 from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
+from fastnet.kernels.prefetch import prefetch_sample
 
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
 
@@ -66,7 +71,7 @@ def row_nonzeros_(X, counts):
 
 
 @njit(**PARALLEL_OPTIONS)
-def nonzero_index_(X, indptr, indices):
+def nonzero_index_(X, indptr, indices, values):
     """Fill a compressed-row index of the non-zero entries of `X`.
 
     Parameters
@@ -77,7 +82,18 @@ def nonzero_index_(X, indptr, indices):
         row ``i``'s columns go to ``indices[indptr[i]:indptr[i+1]]``.
     indices : ndarray of int32, shape (indptr[-1],)
         Overwritten with the column of each non-zero entry, columns increasing
-        within each row. Rows are filled in parallel; each owns its slice.
+        within each row.
+    values : ndarray, shape (indptr[-1],), dtype of `X`
+        Overwritten with the non-zero entries themselves, beside their columns.
+
+    Notes
+    -----
+    Rows are filled in parallel; each owns its slice. The kernels read a
+    sample's inputs from `values` rather than from its row of `X`: two short
+    contiguous runs instead of scattered reads across a 3 KB row, which on
+    shuffled MNIST made the first layer's forward pass 27% faster (float32,
+    1.56 vs 2.15 us per sample, prefetching either way; float64 1.93 vs
+    2.65).
     """
     for i in prange(X.shape[0]):
         q = indptr[i]
@@ -86,6 +102,7 @@ def nonzero_index_(X, indptr, indices):
             # branch on the pixel value (the guard is almost always true).
             if q < indptr[i + 1]:
                 indices[q] = k
+                values[q] = X[i, k]
             q += X[i, k] != 0
 
 
@@ -102,7 +119,7 @@ def all_finite(X):
 
 
 @njit(**JIT_OPTIONS)
-def forward_sample_(params, table, hidden, output, x, cols, z, a):
+def forward_sample_(params, table, hidden, output, v, cols, z, a):
     """Feed one sample forward, storing every layer's z and activation.
 
     Parameters
@@ -113,10 +130,9 @@ def forward_sample_(params, table, hidden, output, x, cols, z, a):
         Layer offsets from :class:`fastnet.layout.Layout`.
     hidden, output : int
         Activation codes of the hidden layers and of the output layer.
-    x : ndarray, shape (sizes[0],)
-        The input.
-    cols : ndarray of int32
-        Columns of the non-zero entries of `x`, increasing.
+    v, cols : ndarray
+        The input's non-zero entries and their columns (increasing), a row of
+        the index built by :func:`nonzero_index_`.
     z, a : ndarray, shape (n_z,)
         Overwritten with every non-input layer's weighted input and activation.
 
@@ -144,8 +160,8 @@ def forward_sample_(params, table, hidden, output, x, cols, z, a):
             while q + 1 < nq:
                 k0 = cols[q]
                 k1 = cols[q + 1]
-                x0 = x[k0]
-                x1 = x[k1]
+                x0 = v[q]
+                x1 = v[q + 1]
                 w0 = params[w_off + k0 * n_out : w_off + (k0 + 1) * n_out]
                 w1 = params[w_off + k1 * n_out : w_off + (k1 + 1) * n_out]
                 for j in range(n_out):
@@ -153,7 +169,7 @@ def forward_sample_(params, table, hidden, output, x, cols, z, a):
                 q += 2
             if q < nq:
                 k = cols[q]
-                xk = x[k]
+                xk = v[q]
                 w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
                 for j in range(n_out):
                     zl[j] += xk * w[j]
@@ -216,28 +232,30 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
 
 
 @njit(**JIT_OPTIONS)
-def add_outer_(table, x, cols, a, delta, scale, out):
+def add_outer_(table, v, cols, a, delta, scale, out):
     """``out += scale * (gradient of one sample)``, in the layout of `params`.
 
-    For layer ``l`` and input ``k`` with a non-zero input ``a_k``:
+    For layer ``l`` and input ``k`` with a non-zero input ``a_k`` (the first
+    layer's from `v` at `cols`):
     ``out[row k] += (scale * a_k) * delta``; biases get ``scale * delta``.
     `out` is a chunk's gradient buffer (``scale = 1``); the fused step writes
     into `params` through :func:`step_rows_` instead.
     """
-    add_first_rows_(table, x, cols, delta, scale, 0, table[0, N_IN], out)
+    add_first_rows_(table, v, cols, delta, scale, 0, table[0, N_IN], out)
     add_later_layers_(table, a, delta, scale, out)
 
 
 @njit(**JIT_OPTIONS)
-def add_first_rows_(table, x, cols, delta, scale, k_lo, k_hi, out):
+def add_first_rows_(table, v, cols, delta, scale, k_lo, k_hi, out):
     """``out[row k] += (scale * x[k]) * delta`` for the first layer's rows
-    ``k_lo <= k < k_hi`` with a non-zero input (`cols` lists them, increasing)."""
+    ``k_lo <= k < k_hi`` with a non-zero input ``x[cols[q]] = v[q]`` (`cols`
+    increasing)."""
     n_out = table[0, N_OUT]
     w_off = table[0, W_OFF]
     d = delta[0:n_out]
     for q in range(np.searchsorted(cols, k_lo), np.searchsorted(cols, k_hi)):
         k = cols[q]
-        c = scale * x[k]
+        c = scale * v[q]
         g = out[w_off + k * n_out : w_off + (k + 1) * n_out]
         for j in range(n_out):
             g[j] += c * d[j]
@@ -270,20 +288,32 @@ def add_later_layers_(table, a, delta, scale, out):
 
 @njit(**JIT_OPTIONS)
 def chunk_gradient_(
-    params, table, hidden, output, cost, X, labels, indptr, indices, idx, zs, acts, deltas, grad
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    labels,
+    indptr,
+    indices,
+    values,
+    idx,
+    zs,
+    acts,
+    deltas,
+    grad,
 ):
-    """Sum the gradients of the samples ``X[idx]`` into ``grad``.
+    """Sum the gradients of the samples ``idx`` into ``grad``.
 
     Parameters
     ----------
     params, table, hidden, output, cost
         As in :func:`forward_sample_` and :func:`backward_sample_`.
-    X : ndarray, shape (n, sizes[0])
     labels : ndarray of int64, shape (n,)
-    indptr, indices : ndarray
-        Non-zero index of `X` from :func:`nonzero_index_`.
+    indptr, indices, values : ndarray
+        Non-zero index of the data (:func:`nonzero_index_`).
     idx : ndarray of int64
-        Indices into `X` of this chunk's samples, in summation order.
+        This chunk's samples, in summation order.
     zs, acts, deltas : ndarray, shape (GRAD_CHUNK, n_z)
         Scratch rows; overwritten.
     grad : ndarray, shape (n_params,)
@@ -294,18 +324,34 @@ def chunk_gradient_(
     for p in range(grad.shape[0]):
         grad[p] = zero
     for s in range(idx.shape[0]):
+        if s + 1 < idx.shape[0]:
+            prefetch_sample(indptr, indices, values, idx[s + 1])
         i = idx[s]
         cols = indices[indptr[i] : indptr[i + 1]]
-        forward_sample_(params, table, hidden, output, X[i], cols, zs[0], acts[0])
+        v = values[indptr[i] : indptr[i + 1]]
+        forward_sample_(params, table, hidden, output, v, cols, zs[0], acts[0])
         backward_sample_(params, table, hidden, cost, labels[i], zs[0], acts[0], deltas[0])
-        add_outer_(table, X[i], cols, acts[0], deltas[0], one, grad)
+        add_outer_(table, v, cols, acts[0], deltas[0], one, grad)
 
 
 @njit(**JIT_OPTIONS)
 def chunk_gradients_(
-    params, table, hidden, output, cost, X, labels, indptr, indices, batch, zs, acts, deltas, grads
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    labels,
+    indptr,
+    indices,
+    values,
+    batch,
+    zs,
+    acts,
+    deltas,
+    grads,
 ):
-    """Each chunk's gradient sum for the mini-batch ``X[batch]`` into
+    """Each chunk's gradient sum for the mini-batch ``batch`` into
     ``grads[c]``, one chunk after another (the parallel driver runs the same
     chunks in a ``prange``). Returns the number of chunks, ``n_chunks(len(batch))``.
     """
@@ -318,10 +364,10 @@ def chunk_gradients_(
             hidden,
             output,
             cost,
-            X,
             labels,
             indptr,
             indices,
+            values,
             batch[(c * m) // nc : ((c + 1) * m) // nc],
             zs[c],
             acts[c],
@@ -333,22 +379,39 @@ def chunk_gradients_(
 
 @njit(**JIT_OPTIONS)
 def sample_errors_(
-    params, table, hidden, output, cost, X, labels, indptr, indices, batch, lo, hi, zs, acts, deltas
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    labels,
+    indptr,
+    indices,
+    values,
+    batch,
+    lo,
+    hi,
+    zs,
+    acts,
+    deltas,
 ):
     """Forward and backward for samples ``batch[lo:hi]``, with the current
     weights, into rows ``lo`` to ``hi - 1`` of `zs`, `acts` and `deltas`
     (each shaped (GRAD_CHUNK, n_z)). Different ranges touch different rows, so
     the parallel fused step runs ranges side by side."""
     for s in range(lo, hi):
+        if s + 1 < hi:
+            prefetch_sample(indptr, indices, values, batch[s + 1])
         i = batch[s]
         cols = indices[indptr[i] : indptr[i + 1]]
-        forward_sample_(params, table, hidden, output, X[i], cols, zs[s], acts[s])
+        v = values[indptr[i] : indptr[i + 1]]
+        forward_sample_(params, table, hidden, output, v, cols, zs[s], acts[s])
         backward_sample_(params, table, hidden, cost, labels[i], zs[s], acts[s], deltas[s])
 
 
 @njit(**JIT_OPTIONS)
 def step_rows_(
-    params, table, X, indptr, indices, batch, acts, deltas, decay, step, k_lo, k_hi, rest
+    params, table, indptr, indices, values, batch, acts, deltas, decay, step, k_lo, k_hi, rest
 ):
     """The fused step's update of the first layer's rows ``k_lo <= k < k_hi``
     and, if `rest`, of every later layer and all biases, in place.
@@ -379,8 +442,8 @@ def step_rows_(
             w[p] = decay * w[p]
     for s in range(batch.shape[0]):
         i = batch[s]
-        cols = indices[indptr[i] : indptr[i + 1]]
-        add_first_rows_(table, X[i], cols, deltas[s], -step, k_lo, k_hi, params)
+        lo, hi = indptr[i], indptr[i + 1]
+        add_first_rows_(table, values[lo:hi], indices[lo:hi], deltas[s], -step, k_lo, k_hi, params)
     if rest:
         if decay != 1:
             for p in range(w_off + table[0, N_IN] * n_out, table[0, B_OFF]):
@@ -396,16 +459,17 @@ def fused_step_(
     hidden,
     output,
     cost,
-    X,
     labels,
     indptr,
     indices,
+    values,
     batch,
     decay,
     step,
     zs,
     acts,
     deltas,
+    upcoming,
 ):
     """One SGD step for a mini-batch of at most GRAD_CHUNK samples, in place.
 
@@ -413,7 +477,9 @@ def fused_step_(
     ``w <- decay * w`` and, sample by sample, ``w <- w - step * grad_w`` and
     ``b <- b - step * grad_b``: the book's update without a gradient buffer to
     clear and re-read. :func:`sgd_parallel_` runs the same two phases split
-    between threads.
+    between threads. `upcoming` is the next mini-batch's first sample (its
+    loads start during the update; see :mod:`fastnet.kernels.prefetch`), or
+    -1.
     """
     m = batch.shape[0]
     sample_errors_(
@@ -422,10 +488,10 @@ def fused_step_(
         hidden,
         output,
         cost,
-        X,
         labels,
         indptr,
         indices,
+        values,
         batch,
         0,
         m,
@@ -433,8 +499,22 @@ def fused_step_(
         acts,
         deltas,
     )
+    if upcoming >= 0:
+        prefetch_sample(indptr, indices, values, upcoming)
     step_rows_(
-        params, table, X, indptr, indices, batch, acts, deltas, decay, step, 0, table[0, N_IN], True
+        params,
+        table,
+        indptr,
+        indices,
+        values,
+        batch,
+        acts,
+        deltas,
+        decay,
+        step,
+        0,
+        table[0, N_IN],
+        True,
     )
 
 
@@ -473,6 +553,7 @@ def sgd_serial_(
     labels,
     indptr,
     indices,
+    values,
     order,
     mini_batch,
     first,
@@ -495,12 +576,14 @@ def sgd_serial_(
     table, hidden, output, cost
         Layer table and codes.
     X : ndarray, shape (n, sizes[0])
-        In the dtype of `params`, or float32 for float64 `params`: each input
-        is widened exactly where it is read, so the bits are those of
-        converting `X` first.
+        Unused (the dense driver's signature); the inputs are read from
+        the index.
     labels : ndarray of int64, shape (n,)
-    indptr, indices : ndarray
-        Non-zero index of `X` (:func:`nonzero_index_`).
+    indptr, indices, values : ndarray
+        Non-zero index of `X` (:func:`nonzero_index_`); `values` in the
+        dtype of `params`, or float32 for float64 `params`: each input is
+        widened exactly where it is read, so the bits are those of
+        converting first.
     order : ndarray of int64, shape (n,)
         The epoch's sample order; mini-batch ``t`` is
         ``order[t*mini_batch:(t+1)*mini_batch]`` (the last may be shorter and
@@ -531,6 +614,7 @@ def sgd_serial_(
         labels,
         indptr,
         indices,
+        values,
         order,
         mini_batch,
         first,
@@ -556,6 +640,7 @@ def sgd_epoch_serial_(
     labels,
     indptr,
     indices,
+    values,
     order,
     mini_batch,
     first,
@@ -586,16 +671,17 @@ def sgd_epoch_serial_(
                 hidden,
                 output,
                 cost,
-                X,
                 labels,
                 indptr,
                 indices,
+                values,
                 batch,
                 decay,
                 step,
                 zs[0],
                 acts[0],
                 deltas[0],
+                order[start + m] if start + m < n_samples else -1,
             )
             continue
         chunk_gradients_(
@@ -604,10 +690,10 @@ def sgd_epoch_serial_(
             hidden,
             output,
             cost,
-            X,
             labels,
             indptr,
             indices,
+            values,
             batch,
             zs,
             acts,
@@ -628,6 +714,7 @@ def sgd_parallel_(
     labels,
     indptr,
     indices,
+    values,
     order,
     mini_batch,
     first,
@@ -680,10 +767,10 @@ def sgd_parallel_(
                     hidden,
                     output,
                     cost,
-                    X,
                     labels,
                     indptr,
                     indices,
+                    values,
                     batch,
                     (lane * m) // n_lanes,
                     ((lane + 1) * m) // n_lanes,
@@ -692,12 +779,16 @@ def sgd_parallel_(
                     deltas[0],
                 )
             for lane in prange(n_lanes):
+                # The sample this lane starts the next mini-batch with.
+                upcoming = start + m + (lane * min(m, n_samples - start - m)) // n_lanes
+                if upcoming < n_samples:
+                    prefetch_sample(indptr, indices, values, order[upcoming])
                 step_rows_(
                     params,
                     table,
-                    X,
                     indptr,
                     indices,
+                    values,
                     batch,
                     acts[0],
                     deltas[0],
@@ -715,10 +806,10 @@ def sgd_parallel_(
                 hidden,
                 output,
                 cost,
-                X,
                 labels,
                 indptr,
                 indices,
+                values,
                 batch[(c * m) // nc : ((c + 1) * m) // nc],
                 zs[c],
                 acts[c],
@@ -774,6 +865,7 @@ def evaluate(
     labels,
     indptr,
     indices,
+    values,
     zs,
     acts,
     cost_parts,
@@ -790,11 +882,12 @@ def evaluate(
     params, table, hidden, output, cost
         As in :func:`forward_sample_`.
     X : ndarray, shape (n, sizes[0])
-        In the dtype of `params`, or float32 for float64 `params` (each input
-        is widened exactly where it is read).
+        The data; only its length is read here.
     labels : ndarray of int64, shape (n,)
-    indptr, indices : ndarray
-        Non-zero index of `X` (:func:`nonzero_index_`).
+    indptr, indices, values : ndarray
+        Non-zero index of `X` (:func:`nonzero_index_`); `values` in the dtype
+        of `params`, or float32 for float64 `params` (each input is widened
+        exactly where it is read).
     zs, acts : ndarray, shape (EVAL_CHUNKS, n_z)
         Scratch rows; overwritten.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
@@ -820,7 +913,8 @@ def evaluate(
         correct = 0
         for i in range((c * n) // EVAL_CHUNKS, ((c + 1) * n) // EVAL_CHUNKS):
             cols = indices[indptr[i] : indptr[i + 1]]
-            forward_sample_(params, table, hidden, output, X[i], cols, zs[c], acts[c])
+            v = values[indptr[i] : indptr[i + 1]]
+            forward_sample_(params, table, hidden, output, v, cols, zs[c], acts[c])
             if not all_finite_row(zs[c, :n_first]):
                 total = np.nan
             total += sample_cost(
@@ -834,13 +928,14 @@ def evaluate(
 
 
 @njit(**PARALLEL_OPTIONS)
-def feedforward_(params, table, hidden, output, X, indptr, indices, out, zs, acts):
+def feedforward_(params, table, hidden, output, X, indptr, indices, values, out, zs, acts):
     """Write the network's outputs for every row of `X` into `out`.
 
     Parameters
     ----------
     X : ndarray, shape (n, sizes[0])
-    indptr, indices : ndarray
+        The data; only its length is read here.
+    indptr, indices, values : ndarray
         Non-zero index of `X` (:func:`nonzero_index_`).
     out : ndarray, shape (n, sizes[-1])
         Overwritten.
@@ -854,7 +949,8 @@ def feedforward_(params, table, hidden, output, X, indptr, indices, out, zs, act
     for c in prange(EVAL_CHUNKS):
         for i in range((c * n) // EVAL_CHUNKS, ((c + 1) * n) // EVAL_CHUNKS):
             cols = indices[indptr[i] : indptr[i + 1]]
-            forward_sample_(params, table, hidden, output, X[i], cols, zs[c], acts[c])
+            v = values[indptr[i] : indptr[i + 1]]
+            forward_sample_(params, table, hidden, output, v, cols, zs[c], acts[c])
             for j in range(n_out):
                 out[i, j] = acts[c, z_out + j]
 
@@ -870,7 +966,21 @@ def sum_of_squares(v):
 
 @njit(**JIT_OPTIONS)
 def batch_gradient_(
-    params, table, hidden, output, cost, X, labels, indptr, indices, idx, zs, acts, deltas, grads
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    indptr,
+    indices,
+    values,
+    idx,
+    zs,
+    acts,
+    deltas,
+    grads,
 ):
     """Summed gradient of the samples ``X[idx]`` (chunked as in a multi-chunk
     SGD step), written into ``grads[0]``. Used by gradient checks and tests.
@@ -886,10 +996,10 @@ def batch_gradient_(
         hidden,
         output,
         cost,
-        X,
         labels,
         indptr,
         indices,
+        values,
         idx,
         zs,
         acts,
@@ -914,6 +1024,7 @@ def sgd_many_(
     labels,
     indptr,
     indices,
+    values,
     orders,
     mini_batch,
     eta,
@@ -942,7 +1053,7 @@ def sgd_many_(
     tables : ndarray of int64, shape (sum of n_layers, N_COLUMNS)
     hidden, output, cost : ndarray of int64, shape (K,)
         Activation and cost codes per network.
-    X, labels, indptr, indices
+    X, labels, indptr, indices, values
         The shared training data and its non-zero index.
     orders : ndarray of int64, shape (K, n)
         Each network's sample order for this epoch.
@@ -976,6 +1087,7 @@ def sgd_many_(
                 labels,
                 indptr,
                 indices,
+                values,
                 orders,
                 mini_batch,
                 eta,
@@ -1000,6 +1112,7 @@ def _sgd_one_of_many_(
     labels,
     indptr,
     indices,
+    values,
     orders,
     mini_batch,
     eta,
@@ -1032,6 +1145,7 @@ def _sgd_one_of_many_(
         labels,
         indptr,
         indices,
+        values,
         orders[k],
         m,
         0,
