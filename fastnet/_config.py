@@ -58,9 +58,15 @@ PARALLEL_BIG_WORK = 5_000_000
 #: [784,30,10] mb 1 0.59x/0.57x (float32/float64), mb 2 0.82x/0.91x,
 #: mb 4 1.01x/0.98x, mb 6 1.20x/1.13x, mb 10 1.21x/1.14x, mb 16 1.62x/1.35x;
 #: [784,100,10] mb 2 0.89x/0.98x, mb 4 1.02x/1.07x, mb 10 1.28x/1.14x;
-#: [784,256,128,10] mb 4 1.50x/1.41x, mb 10 1.70x/1.43x.
+#: [784,256,128,10] mb 4 1.50x/1.41x, mb 10 1.70x/1.43x. After the serial
+#: step got faster (the values index and prefetch, 2026-12-01), paired rounds
+#: (12 alternating, median [range]) on [784,30,10] float32: mb 6 0.89x
+#: [0.62-1.32] and 0.51x [0.38-1.17], mb 8 1.06x, mb 10 1.17x, mb 16 1.30x;
+#: float64 mb 6 1.00x, mb 10 1.25x; [784,100,10] float32 mb 4 0.83x, mb 10
+#: 1.25x. The work floor moved from 120,000 to 180,000 so that [784,30,10]
+#: mb 6 (143,000) stays on one thread.
 PARALLEL_FUSED_MIN_BATCH = 4
-PARALLEL_FUSED_MIN_WORK = 120_000
+PARALLEL_FUSED_MIN_WORK = 180_000
 
 #: When a mini-batch takes the dense driver (fastnet.kernels.dense: each
 #: layer as BLAS products per mini-batch): more than GRAD_CHUNK samples
