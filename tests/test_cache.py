@@ -17,13 +17,10 @@ SCRIPT = """
 import numpy as np
 from fastnet.kernels import mlp
 from fastnet.layout import Layout
-from fastnet.workspace import EvalWorkspace
-lay = Layout([2, 2]); p = np.ones(lay.n_params); X = np.ones((1, 2)); y = np.array([0])
-ws = EvalWorkspace(lay, float)
-# X's non-zero index by hand: nonzero_index would compile two more kernels.
-index = (np.array([0, 2]), np.array([0, 1], np.int32), X[0].copy())
-print(mlp.evaluate(p, lay.table, 0, 0, 1, X, y, *index, ws.zs, ws.acts,
-                   ws.cost_parts, ws.correct_parts)[0])
+lay = Layout([2, 2]); p = np.ones(lay.n_params)
+z = np.zeros(2); a = np.full(2, 0.5); delta = np.zeros(2)
+mlp.backward_sample_(p, lay.table, 0, 0, 0, z, a, delta)  # cross-entropy, label 0
+print(delta[0])
 """
 
 
@@ -47,10 +44,17 @@ def test_editing_an_inlined_module_recompiles_dependent_kernels(tmp_path):
         )
         return float(out.stdout.split()[-1])
 
-    before = run()  # quadratic cost of one sample, compiled into the cache
-    assert list((pkg / "kernels" / "__pycache__").glob("mlp.evaluate*.nbc"))
+    # A small serial kernel that inlines activations.output_delta_ (the
+    # parallel evaluate kernel did the same job at three times the compile).
+    before = run()  # a - y = 0.5 - 1, compiled into the cache
+    assert before == -0.5
+    assert list((pkg / "kernels" / "__pycache__").glob("mlp.backward_sample_*.nbc"))
     src = pkg / "kernels" / "activations.py"
     text = src.read_text()
-    assert "c += 0.5 * d * d" in text
-    src.write_text(text.replace("c += 0.5 * d * d", "c += 5.0 * d * d"))
-    assert run() == pytest.approx(10 * before)
+    assert "delta[label] = delta[label] - one\n" in text
+    src.write_text(
+        text.replace(
+            "delta[label] = delta[label] - one\n", "delta[label] = delta[label] - one - one\n"
+        )
+    )
+    assert run() == -1.5
