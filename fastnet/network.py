@@ -41,6 +41,7 @@ from fastnet.workspace import (
     DenseWorkspace,
     EvalWorkspace,
     TrainWorkspace,
+    loop_data,
     no_index,
     nonzero_index,
 )
@@ -231,10 +232,12 @@ class Network:
 
     def _kernel_data(self, data, argname, check_finite=True):
         """:meth:`_data` for the training and evaluation kernels: a float64
-        network keeps float32 `X` as it is. The kernels widen each value
-        exactly where they read it, so the results are the bits of converting
-        first, without a float64 copy of the data (MNIST's 50,000 training
-        images: 314 MB, and 0.6 s of the command's start-up, measured).
+        network keeps float32 `X` as it is. The dense kernels widen each
+        value exactly where they read it and the loop kernels read the
+        non-zero index, built with float64 values (:func:`loop_data`), so the
+        results are the bits of converting first, without a float64 copy of
+        the data (MNIST's 50,000 training images: 314 MB, and 0.6 s of the
+        command's start-up, measured).
         `check_finite`: see :func:`fastnet._validation.check_data`."""
         also = (np.dtype(np.float32),) if self.dtype == np.float64 else ()
         return check_data(
@@ -259,8 +262,9 @@ class Network:
     def _evaluate(self, X, y, index=None, unchecked=None):
         """Summed cost (no L2 term) and number correct over `X` (validated:
         in the network's dtype, or float32 for a float64 network, see
-        :meth:`_kernel_data`). `index`: `X`'s non-zero index, if at hand;
-        only the loop kernel reads it. `unchecked`: the argument name, if `X`
+        :meth:`_kernel_data`). `index`: `X`'s non-zero index with values in
+        the network's dtype, if at hand; only the loop kernel reads it.
+        `unchecked`: the argument name, if `X`
         was not yet checked for NaN and infinite values; the kernels report
         a non-finite first layer (NaN cost), and only then is `X` searched,
         which saves a pass over the data on every call (1.3-2.4 ms of
@@ -292,9 +296,9 @@ class Network:
             self.params,
             self.layout.table,
             *self._codes,
-            X,
+            loop_data(X, self.dtype),
             y,
-            *(nonzero_index(X) if index is None else index),
+            *(nonzero_index(X, self.dtype) if index is None else index),
             ws.zs,
             ws.acts,
             ws.cost_parts,
@@ -539,12 +543,15 @@ class Network:
         n_batches = math.ceil(n / m)
         n_threads = self._threads()
         kernel_name, kernel, ws = self._driver(m, n_threads)
-        # The loop kernels read the data through their non-zero index; the
-        # dense driver and dense evaluation do not, so skip building it.
+        # The loop kernels read the data through their non-zero index (values
+        # in the network's dtype); the dense driver and dense evaluation do
+        # not, so skip building it.
         loop_eval = self._eval_ws.dense_zs.shape[0] == 0
-        train_index = nonzero_index(X) if loop_eval or kernel_name != "dense" else no_index(X)
+        dt = self.dtype
+        wanted = loop_eval or kernel_name != "dense"
+        train_index = nonzero_index(X, dt) if wanted else no_index(X, dt)
         if evaluation_data is not None:
-            eval_index = nonzero_index(Xe) if loop_eval else no_index(Xe)
+            eval_index = nonzero_index(Xe, dt) if loop_eval else no_index(Xe, dt)
         last_good = self.params.copy()
 
         header = self._header(
@@ -594,7 +601,7 @@ class Network:
         # Zero mini-batches: compiles (or loads from the cache) before any
         # epoch is timed, and touches nothing.
         net_args = (self.params, self.layout.table, *self._codes)
-        data_args = (X, y, *train_index)
+        data_args = (X if kernel_name == "dense" else loop_data(X, dt), y, *train_index)
         hyper = (eta, lmbda, n, *ws.buffers)
         kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
         limits = contextlib.ExitStack()

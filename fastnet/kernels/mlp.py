@@ -580,10 +580,11 @@ def sgd_serial_(
         the index.
     labels : ndarray of int64, shape (n,)
     indptr, indices, values : ndarray
-        Non-zero index of `X` (:func:`nonzero_index_`); `values` in the
+        Non-zero index of the data (:func:`nonzero_index_`); `values` in the
         dtype of `params`, or float32 for float64 `params`: each input is
         widened exactly where it is read, so the bits are those of
-        converting first.
+        converting first (:class:`fastnet.Network` converts them when it
+        builds the index instead).
     order : ndarray of int64, shape (n,)
         The epoch's sample order; mini-batch ``t`` is
         ``order[t*mini_batch:(t+1)*mini_batch]`` (the last may be shorter and
@@ -882,12 +883,15 @@ def evaluate(
     params, table, hidden, output, cost
         As in :func:`forward_sample_`.
     X : ndarray, shape (n, sizes[0])
-        The data; only its length is read here.
+        Not read: the inputs come from the index (fastnet.Network passes a
+        stand-in of the dtype of `params` for float32 data,
+        :func:`fastnet.workspace.loop_data`).
     labels : ndarray of int64, shape (n,)
     indptr, indices, values : ndarray
-        Non-zero index of `X` (:func:`nonzero_index_`); `values` in the dtype
-        of `params`, or float32 for float64 `params` (each input is widened
-        exactly where it is read).
+        Non-zero index of the data (:func:`nonzero_index_`); `values` in the
+        dtype of `params`, or float32 for float64 `params` (each input is
+        widened exactly where it is read; :class:`fastnet.Network` converts
+        them when it builds the index instead).
     zs, acts : ndarray, shape (EVAL_CHUNKS, n_z)
         Scratch rows; overwritten.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
@@ -903,7 +907,7 @@ def evaluate(
         a separate pass over `X` and look for bad inputs only then.
     n_correct : int
     """
-    n = X.shape[0]
+    n = indptr.shape[0] - 1
     last = table.shape[0] - 1
     z_out = table[last, Z_OFF]
     n_out = table[last, N_OUT]
@@ -934,7 +938,9 @@ def feedforward_(params, table, hidden, output, X, indptr, indices, values, out,
     Parameters
     ----------
     X : ndarray, shape (n, sizes[0])
-        The data; only its length is read here.
+        Not read: the inputs come from the index (fastnet.Network passes a
+        stand-in of the dtype of `params` for float32 data,
+        :func:`fastnet.workspace.loop_data`).
     indptr, indices, values : ndarray
         Non-zero index of `X` (:func:`nonzero_index_`).
     out : ndarray, shape (n, sizes[-1])
@@ -942,7 +948,7 @@ def feedforward_(params, table, hidden, output, X, indptr, indices, values, out,
     zs, acts : ndarray, shape (EVAL_CHUNKS, n_z)
         Scratch rows, as in :func:`evaluate`.
     """
-    n = X.shape[0]
+    n = indptr.shape[0] - 1
     last = table.shape[0] - 1
     z_out = table[last, Z_OFF]
     n_out = table[last, N_OUT]
