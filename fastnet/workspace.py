@@ -123,7 +123,8 @@ def no_index(X, dtype=None):
     driver, dense evaluation): empty arrays typed as :func:`nonzero_index`
     returns them for the same arguments, so the kernels keep one compiled
     specialization."""
-    return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype or X.dtype)
+    values = np.zeros(0, X.dtype if dtype is None else dtype)
+    return np.zeros(1, np.int64), np.zeros(0, np.int32), values
 
 
 def loop_data(X, dtype):
@@ -170,7 +171,7 @@ def nonzero_index(X, dtype=None):
     indptr = np.zeros(X.shape[0] + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int32)
-    values = np.empty(indptr[-1], dtype or X.dtype)
+    values = np.empty(indptr[-1], X.dtype if dtype is None else dtype)
     nonzero_index_(X, indptr, indices, values)
     return indptr, indices, values
 
