@@ -119,6 +119,15 @@ def all_finite(X):
 
 
 @njit(**JIT_OPTIONS)
+def sample_inputs(indptr, indices, values, i):
+    """Sample ``i``'s non-zero columns and their values: two views into the
+    index of :func:`nonzero_index_`."""
+    lo = indptr[i]
+    hi = indptr[i + 1]
+    return indices[lo:hi], values[lo:hi]
+
+
+@njit(**JIT_OPTIONS)
 def forward_sample_(params, table, hidden, output, v, cols, z, a):
     """Feed one sample forward, storing every layer's z and activation.
 
@@ -327,8 +336,7 @@ def chunk_gradient_(
         if s + 1 < idx.shape[0]:
             prefetch_sample(indptr, indices, values, idx[s + 1])
         i = idx[s]
-        cols = indices[indptr[i] : indptr[i + 1]]
-        v = values[indptr[i] : indptr[i + 1]]
+        cols, v = sample_inputs(indptr, indices, values, i)
         forward_sample_(params, table, hidden, output, v, cols, zs[0], acts[0])
         backward_sample_(params, table, hidden, cost, labels[i], zs[0], acts[0], deltas[0])
         add_outer_(table, v, cols, acts[0], deltas[0], one, grad)
@@ -403,8 +411,7 @@ def sample_errors_(
         if s + 1 < hi:
             prefetch_sample(indptr, indices, values, batch[s + 1])
         i = batch[s]
-        cols = indices[indptr[i] : indptr[i + 1]]
-        v = values[indptr[i] : indptr[i + 1]]
+        cols, v = sample_inputs(indptr, indices, values, i)
         forward_sample_(params, table, hidden, output, v, cols, zs[s], acts[s])
         backward_sample_(params, table, hidden, cost, labels[i], zs[s], acts[s], deltas[s])
 
@@ -442,8 +449,8 @@ def step_rows_(
             w[p] = decay * w[p]
     for s in range(batch.shape[0]):
         i = batch[s]
-        lo, hi = indptr[i], indptr[i + 1]
-        add_first_rows_(table, values[lo:hi], indices[lo:hi], deltas[s], -step, k_lo, k_hi, params)
+        cols, v = sample_inputs(indptr, indices, values, i)
+        add_first_rows_(table, v, cols, deltas[s], -step, k_lo, k_hi, params)
     if rest:
         if decay != 1:
             for p in range(w_off + table[0, N_IN] * n_out, table[0, B_OFF]):
@@ -781,7 +788,7 @@ def sgd_parallel_(
                 )
             for lane in prange(n_lanes):
                 # The sample this lane starts the next mini-batch with.
-                upcoming = start + m + (lane * min(m, n_samples - start - m)) // n_lanes
+                upcoming = start + m + (lane * min(mini_batch, n_samples - start - m)) // n_lanes
                 if upcoming < n_samples:
                     prefetch_sample(indptr, indices, values, order[upcoming])
                 step_rows_(
@@ -916,8 +923,7 @@ def evaluate(
         total = 0.0
         correct = 0
         for i in range((c * n) // EVAL_CHUNKS, ((c + 1) * n) // EVAL_CHUNKS):
-            cols = indices[indptr[i] : indptr[i + 1]]
-            v = values[indptr[i] : indptr[i + 1]]
+            cols, v = sample_inputs(indptr, indices, values, i)
             forward_sample_(params, table, hidden, output, v, cols, zs[c], acts[c])
             if not all_finite_row(zs[c, :n_first]):
                 total = np.nan
@@ -954,8 +960,7 @@ def feedforward_(params, table, hidden, output, X, indptr, indices, values, out,
     n_out = table[last, N_OUT]
     for c in prange(EVAL_CHUNKS):
         for i in range((c * n) // EVAL_CHUNKS, ((c + 1) * n) // EVAL_CHUNKS):
-            cols = indices[indptr[i] : indptr[i + 1]]
-            v = values[indptr[i] : indptr[i + 1]]
+            cols, v = sample_inputs(indptr, indices, values, i)
             forward_sample_(params, table, hidden, output, v, cols, zs[c], acts[c])
             for j in range(n_out):
                 out[i, j] = acts[c, z_out + j]
