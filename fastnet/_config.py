@@ -119,6 +119,21 @@ GATHER_AHEAD = 4
 #: product per chunk there.)
 DENSE_EVAL_ROWS = 256
 
+#: Padding of the first layer's stored rows (fastnet.layout). LLVM
+#: vectorizes the row loops of the first layer (forward sums and weight
+#: update over its n_out neurons) 32 entries a turn (8 floats x 4) and leaves
+#: the rest of a row to a short tail loop: a row of 30 runs one 4-wide
+#: iteration after another. Rows padded with zeros to a multiple of
+#: ROW_PAD, and the padding computed along (its weights stay zero), are
+#: faster: one thread, 20,000 shuffled MNIST images, us per sample
+#: (/work/exp/padtest2.py, throwaway, 2026-12-01), 30 -> 32: forward
+#: float32 0.89 -> 0.67, update 1.32 -> 0.80; float64 1.33 -> 1.11 and
+#: 1.53 -> 1.32. Padding more than ROW_PAD_MAX_SHARE of a row costs more
+#: than it saves: 100 -> 104 / 112 / 128, forward float32 1.41 -> 1.55 /
+#: 1.29 / 1.75, update 1.85 -> 2.15 / 1.94 / 2.43.
+ROW_PAD = 32
+ROW_PAD_MAX_SHARE = 0.125
+
 #: Relative tolerance for the float64 kernel-vs-reference comparisons.
 REFERENCE_RTOL = 1e-9
 

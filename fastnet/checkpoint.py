@@ -77,7 +77,7 @@ def save_checkpoint(directory, net, epoch: int, train_config: dict, history) -> 
             format=np.array(FORMAT),
             format_version=np.array(FORMAT_VERSION),
             state=np.array(json.dumps(state, default=_jsonable)),
-            params=net.params,
+            params=net.layout.flat(net.params),
         )
     return path
 
@@ -142,9 +142,10 @@ def load_checkpoint(directory):
         init=None,
         seed=state["seed"],
     )
-    if params.shape != net.params.shape or params.dtype != net.params.dtype:
+    need = net.layout.n_weights + net.layout.n_biases
+    if params.shape != (need,) or params.dtype != net.params.dtype:
         raise ValueError(f"{path}: parameters do not match sizes {cfg['sizes']}")
-    net.params[...] = params
+    net.layout.load_flat_(net.params, params)
     net.init, net.bias_init = cfg["init"], cfg["bias_init"]
     net.rng.bit_generator.state = state["rng"]
     return net, state

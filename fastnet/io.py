@@ -21,8 +21,10 @@ NETWORK2_COSTS = {"CrossEntropyCost": "cross_entropy", "QuadraticCost": "quadrat
 def save(net, path) -> Path:
     """Write `net` to `path` as ``.npz`` (atomically: temp file, fsync, rename).
 
-    Stores the sizes, cost, activation, dtype (that of ``params``) and the flat
-    parameter buffer. Loads with ``allow_pickle=False``.
+    Stores the sizes, cost, activation, dtype (that of ``params``) and the
+    parameters without padding (:meth:`fastnet.layout.Layout.flat`: each
+    layer's ``w.T`` row-major, then the biases), so files do not depend on
+    the buffer layout. Loads with ``allow_pickle=False``.
 
     Returns
     -------
@@ -40,7 +42,7 @@ def save(net, path) -> Path:
             activation=np.array(net.activation),
             init=np.array(net.init or ""),
             bias_init=np.array(net.bias_init or ""),
-            params=net.params,
+            params=net.layout.flat(net.params),
         )
     return path
 
@@ -100,13 +102,14 @@ def _load_npz(path: Path, n_threads):
         )
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
-    if params.shape != net.params.shape:
+    need = net.layout.n_weights + net.layout.n_biases
+    if params.shape != (need,):
         raise ValueError(
-            f"{path}: params has {params.size} values but sizes {net.sizes} need {net.params.size}"
+            f"{path}: params has {params.size} values but sizes {net.sizes} need {need}"
         )
     if not np.isfinite(params).all():
         raise ValueError(f"{path}: params contain NaN or infinite values")
-    net.params[...] = params
+    net.layout.load_flat_(net.params, params)
     net.init = str(fields.get("init", "")) or None
     net.bias_init = str(fields.get("bias_init", "")) or None
     return net

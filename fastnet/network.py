@@ -78,7 +78,9 @@ class Network:
 
     All weights and biases live in one contiguous buffer, ``params``; the
     per-layer ``weights[l]`` (shaped ``(n_out, n_in)`` as in the book) and
-    ``biases[l]`` (shaped ``(n_out,)``) are views into it.
+    ``biases[l]`` (shaped ``(n_out,)``) are views into it. The buffer may hold
+    zero padding beside the first layer's weights (:mod:`fastnet.layout`);
+    ``layout.flat(params)`` gives the parameters without it.
 
     Parameters
     ----------
@@ -308,7 +310,7 @@ class Network:
     def _l2(self, lmbda, n):
         if lmbda == 0:
             return 0.0
-        return 0.5 * (lmbda / n) * mlp.sum_of_squares(self.params[: self.layout.n_weights])
+        return 0.5 * (lmbda / n) * mlp.sum_of_squares(self.params[: self.layout.weight_end])
 
     def feedforward(self, X) -> np.ndarray:
         """Output activations for inputs `X` shaped (n, sizes[0]).

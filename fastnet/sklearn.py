@@ -401,7 +401,7 @@ def _network_state(net: Network) -> dict:
         "init": net.init,
         "bias_init": net.bias_init,
         "seed": net.seed,
-        "params": net.params.copy(),
+        "params": net.layout.flat(net.params),
         "rng_state": net.rng.bit_generator.state,
     }
 
@@ -418,6 +418,6 @@ def _network_from_state(state: dict) -> Network:
         bias_init=state["bias_init"],
         seed=state["seed"],
     )
-    net.params[...] = state["params"]
+    net.layout.load_flat_(net.params, state["params"])
     net.rng.bit_generator.state = state["rng_state"]
     return net

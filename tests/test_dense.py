@@ -23,7 +23,7 @@ from fastnet.many import train_many
 from fastnet.threads import blas_threads
 from fastnet.workspace import DenseWorkspace, EvalWorkspace, no_index
 from tests.conftest import JIT_DISABLED
-from tests.test_kernels import PAIRS, THREADS, flat, kernel_codes, problem, views
+from tests.test_kernels import PADDED, PAIRS, THREADS, flat, kernel_codes, problem, views
 
 
 def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation):
@@ -74,6 +74,56 @@ def test_input_split_edge_cases_match_reference_float64(sizes, mini_batch, cost,
     reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0, activation=activation, cost=cost)
     run_dense(lay, params, X, y, order, mini_batch, 0.5, 2.0, cost, activation)
     np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", PADDED)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mini_batch", [23, 101])
+def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
+    # Work buffers start as garbage: the driver must zero the padded
+    # neurons' activations and errors, or the padding's weights move.
+    lay, params, X, y = problem(sizes, 300, dtype)
+    order = np.random.default_rng(5).permutation(len(X))
+    w, b = views(lay, params)
+    reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0)
+    ws = DenseWorkspace(lay, params.dtype, mini_batch)
+    for work in ws.buffers:
+        work[...] = np.nan
+    with blas_threads(1):
+        dense.sgd_dense_(
+            params,
+            lay.table,
+            *kernel_codes("cross_entropy", "sigmoid"),
+            X,
+            y,
+            *no_index(X),
+            order,
+            mini_batch,
+            0,
+            -(-len(order) // mini_batch),
+            0.5,
+            2.0,
+            len(X),
+            *ws.buffers,
+        )
+    tol = (REFERENCE_RTOL, 1e-12) if dtype == np.float64 else (2e-4, 2e-5)
+    np.testing.assert_allclose(params, flat(lay, w, b), rtol=tol[0], atol=tol[1])
+    padding = np.ones(lay.n_params, bool)
+    for view in lay.weight_views(padding) + lay.bias_views(padding):
+        view[...] = False
+    assert padding.any() and (params[padding] == 0).all()
+
+
+@pytest.mark.parametrize("sizes", PADDED)
+def test_padded_evaluate_matches_reference(sizes):
+    lay, params, X, y = problem(sizes, EVAL_CHUNKS + 3)
+    w, b = views(lay, params)
+    cost_sum, correct = run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", 1)
+    n = len(X)
+    assert cost_sum / n == pytest.approx(
+        reference.total_cost(w, b, X, y, 0.0, "sigmoid", "cross_entropy"), rel=REFERENCE_RTOL
+    )
+    assert correct == round(reference.accuracy(w, b, X, y, "sigmoid", "cross_entropy") * n)
 
 
 @pytest.mark.parametrize("mini_batch", [17, 100, 101])

@@ -35,7 +35,7 @@ def problem(sizes, n, dtype=np.float64, seed=0):
     """Random parameters (scaled as the default init), inputs 80% zeros like MNIST."""
     rng = np.random.default_rng(seed)
     lay = Layout(sizes)
-    params = np.empty(lay.n_params, dtype)
+    params = np.zeros(lay.n_params, dtype)  # the padding is zero
     for w, b in zip(lay.weight_views(params), lay.bias_views(params), strict=True):
         w[...] = rng.standard_normal(w.shape) / np.sqrt(w.shape[1])
         b[...] = rng.standard_normal(b.shape)
@@ -51,8 +51,9 @@ def views(lay, params):
 
 def flat(lay, weights, biases):
     """Pack per-layer arrays into a flat buffer through the layout's views, so
-    the comparison does not depend on the storage order."""
-    out = np.empty(lay.n_params, weights[0].dtype)
+    the comparison does not depend on the storage order. The padding is zero,
+    as the kernels must leave it."""
+    out = np.zeros(lay.n_params, weights[0].dtype)
     for view, w in zip(lay.weight_views(out) + lay.bias_views(out), weights + biases, strict=True):
         view[...] = w
     return out
@@ -97,6 +98,62 @@ def test_epoch_matches_reference_float64(driver, mini_batch, cost, activation):
     reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0, activation=activation, cost=cost)
     run_epoch(driver, lay, params, X, y, order, mini_batch, 0.5, 2.0, cost, activation)
     np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
+
+
+#: Layouts with padded rows (fastnet.layout.row_stride): a hidden layer of 30
+#: (stored as 32), of 60 (as 64) before another hidden layer, and a padded
+#: output layer (one layer of 29, as 32).
+PADDED = [(12, 30, 4), (12, 60, 30, 4), (12, 29)]
+
+
+def test_padded_layouts_are_padded():
+    for sizes in PADDED:
+        table = Layout(sizes).table
+        assert table[0, codes.STRIDE] > table[0, codes.N_OUT]
+
+
+@pytest.mark.parametrize("sizes", PADDED)
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mini_batch", [1, 10, 23])
+@pytest.mark.parametrize(
+    "cost,activation", [("cross_entropy", "sigmoid"), ("log_likelihood", "relu")]
+)
+def test_padded_epoch_matches_reference(sizes, driver, dtype, mini_batch, cost, activation):
+    # Work rows start as garbage: the kernels must zero the padded neurons'
+    # activations and errors themselves, or the padding's weights move.
+    lay, params, X, y = problem(sizes, 60, dtype)
+    order = np.random.default_rng(5).permutation(len(X))
+    w, b = views(lay, params)
+    reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0, activation=activation, cost=cost)
+    m = min(mini_batch, len(order))
+    ws = TrainWorkspace(lay, params.dtype, m, 2 if driver == "parallel" else 1)
+    for work in (ws.zs, ws.acts, ws.deltas, ws.grads):
+        work[...] = np.nan
+    DRIVERS[driver](
+        params,
+        lay.table,
+        *kernel_codes(cost, activation),
+        X,
+        y,
+        *nonzero_index(X),
+        order,
+        m,
+        0,
+        -(-len(order) // m),
+        0.5,
+        2.0,
+        len(X),
+        *ws.buffers,
+    )
+    expected = flat(lay, w, b)
+    tol = (REFERENCE_RTOL, 1e-12) if dtype == np.float64 else (2e-4, 2e-5)
+    np.testing.assert_allclose(params, expected, rtol=tol[0], atol=tol[1])
+    padding = np.ones(lay.n_params, bool)
+    for view in lay.weight_views(padding) + lay.bias_views(padding):
+        view[...] = False
+    assert padding.sum() == lay.n_params - lay.n_weights - lay.n_biases > 0
+    assert (params[padding] == 0).all()
 
 
 @pytest.mark.parametrize("mini_batch", [1, 10, 100])
@@ -184,6 +241,28 @@ def test_evaluate_and_feedforward_match_reference(n, cost, activation):
         ws.acts,
     )
     _, acts = reference.feedforward(w, b, X, activation, cost)
+    np.testing.assert_allclose(out, acts[-1], rtol=REFERENCE_RTOL, atol=1e-14)
+
+
+@pytest.mark.parametrize("sizes", PADDED)
+def test_padded_evaluate_and_feedforward_match_reference(sizes):
+    lay, params, X, y = problem(sizes, EVAL_CHUNKS + 3)
+    w, b = views(lay, params)
+    ws = EvalWorkspace(lay, params.dtype)
+    ws.zs[...] = np.nan
+    ws.acts[...] = np.nan
+    args = (params, lay.table, *kernel_codes("cross_entropy", "sigmoid"))
+    cost_sum, correct = mlp.evaluate(
+        *args, X, y, *nonzero_index(X), ws.zs, ws.acts, ws.cost_parts, ws.correct_parts
+    )
+    n = len(X)
+    assert cost_sum / n == pytest.approx(
+        reference.total_cost(w, b, X, y, 0.0, "sigmoid", "cross_entropy"), rel=REFERENCE_RTOL
+    )
+    assert correct == round(reference.accuracy(w, b, X, y, "sigmoid", "cross_entropy") * n)
+    out = np.empty((n, lay.sizes[-1]))
+    mlp.feedforward_(*args[:4], X, *nonzero_index(X), out, ws.zs, ws.acts)
+    _, acts = reference.feedforward(w, b, X, "sigmoid", "cross_entropy")
     np.testing.assert_allclose(out, acts[-1], rtol=REFERENCE_RTOL, atol=1e-14)
 
 

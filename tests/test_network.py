@@ -57,8 +57,11 @@ def default_threads():
 @pytest.mark.parametrize("sizes", [[784, 30, 10], [784, 100, 10], [784, 256, 128, 10]])
 def test_weights_and_biases_are_views_of_params(sizes):
     net = Network(sizes, seed=0)
-    n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)) + sum(sizes[1:])
-    assert net.params.shape == (n_params,)
+    n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    n_biases = sum(sizes[1:])
+    assert net.layout.n_weights == n_weights and net.layout.n_biases == n_biases
+    assert net.params.shape == (net.layout.n_params,)
+    assert net.params.shape[0] >= n_weights + n_biases
     assert net.params.flags.c_contiguous
     assert len(net.weights) == len(net.biases) == len(sizes) - 1
     for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
@@ -66,17 +69,24 @@ def test_weights_and_biases_are_views_of_params(sizes):
         assert b.shape == (sizes[layer + 1],)
         assert np.shares_memory(w, net.params)
         assert np.shares_memory(b, net.params)
-    # The views tile the buffer: each entry belongs to exactly one view, and
-    # all weights come before all biases.
-    net.params[...] = 0
+    # The views do not overlap, all weights come before all biases, and the
+    # entries outside every view are the padding, zero after initialization.
+    padding = np.ones(net.params.shape, bool)
     for view in net.weights + net.biases:
+        before = net.params.copy()
         view += 1
-    assert (net.params == 1).all()
-    n_weights = net.layout.n_weights
-    assert n_weights == n_params - sum(sizes[1:])
+        changed = net.params != before
+        view -= 1
+        assert changed.sum() == view.size
+        assert padding[changed].all()
+        padding &= ~changed
+    assert (net.params[padding] == 0).all()
+    assert padding.sum() == net.params.shape[0] - n_weights - n_biases
+    w_end = net.layout.weight_end
+    assert not padding[w_end:].any()
     for w in net.weights:
         w[...] = -1
-    assert (net.params[:n_weights] == -1).all() and (net.params[n_weights:] == 1).all()
+    assert (net.params[:w_end][~padding[:w_end]] == -1).all() and (net.params[w_end:] != -1).all()
     # Writing through the buffer shows in the views and vice versa.
     net.params[0] = 123.0
     assert net.weights[0][0, 0] == 123.0

@@ -56,6 +56,7 @@ def test_epoch_matches_reference_and_stays_in_bounds(problem):
     rng = np.random.default_rng(seed)
     lay = Layout(sizes)
     buf, params = guarded(lay.n_params, dtype)
+    params[...] = 0  # the layout's padding is zero
     for w, b in zip(lay.weight_views(params), lay.bias_views(params), strict=True):
         w[...] = rng.standard_normal(w.shape) / np.sqrt(w.shape[1])
         b[...] = rng.standard_normal(b.shape)
@@ -67,6 +68,10 @@ def test_epoch_matches_reference_and_stays_in_bounds(problem):
     biases = [b.copy() for b in lay.bias_views(params)]
     m = min(mini_batch, n)
     ws = TrainWorkspace(lay, dtype, m)
+    # Work rows hold anything before a step (the kernels write before they
+    # read, padding included).
+    for work in (ws.zs, ws.acts, ws.deltas):
+        work[...] = SENTINEL
     grads_buf, _ = guarded(ws.grads.size, dtype)
     ws.grads = grads_buf[GUARD : GUARD + ws.grads.size].reshape(ws.grads.shape)
     driver = mlp.sgd_parallel_ if seed % 2 else mlp.sgd_serial_

@@ -32,11 +32,15 @@ COST_OUTPUT = {"cross_entropy": "sigmoid", "quadratic": "sigmoid", "log_likeliho
 ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": SOFTMAX}
 
 # Columns of the layer table built by fastnet.layout.Layout.table: one row per
-# layer l. Weights are stored input-major: w[l].T, shaped (n_in, n_out), row-major
-# at W_OFF, so row k holds every weight leaving input k (see fastnet.layout).
+# layer l. Weights are stored input-major: w[l].T in a row-major block of
+# W_ROWS rows of STRIDE entries at W_OFF, so row k < N_IN holds every weight
+# leaving input k in its first N_OUT entries. STRIDE >= N_OUT and W_ROWS >=
+# N_IN leave room for zero padding (see fastnet.layout).
 N_IN = 0  # inputs to the layer
 N_OUT = 1  # neurons in the layer
 W_OFF = 2  # offset of the layer's weights in params
 B_OFF = 3  # offset of b[l] in params
 Z_OFF = 4  # offset of the layer's z, activation and delta in a work row
-N_COLUMNS = 5
+STRIDE = 5  # entries per stored weight row, and the width of the layer's slot in a work row
+W_ROWS = 6  # stored weight rows: N_IN, or the previous layer's STRIDE
+N_COLUMNS = 7

@@ -17,9 +17,16 @@ fixed order (:func:`sgd_dense_`). ``tests/test_dense.py`` checks one thread
 against all.
 
 Work buffers are layer-major: layer ``l``'s weighted inputs for a mini-batch of
-``m <= mini_batch`` samples are the ``(m, n_out)`` C-contiguous block starting at
+``m <= mini_batch`` samples are the ``(m, stride)`` C-contiguous block starting at
 ``mini_batch * table[l, Z_OFF]`` of ``zs`` (the same for ``acts`` and
 ``deltas``), so each product reads and writes whole blocks without copies.
+
+Products take whole stored weight blocks, padding included
+(:mod:`fastnet.layout`): a padded block's extra columns are zero, so the
+padded entries of ``z`` and of the previous layer's errors come out zero;
+activations and errors are computed for the real neurons only, and the padded
+entries of ``acts`` and ``deltas`` are set to zero, so the padding's gradients
+are zero.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from fastnet.kernels.activations import (
     sample_cost,
     scale_by_derivative_,
 )
-from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
+from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, STRIDE, W_OFF, W_ROWS, Z_OFF
 from fastnet.kernels.mlp import (
     PARALLEL_OPTIONS,
     all_finite_row,
@@ -54,19 +61,21 @@ from fastnet.kernels.prefetch import prefetch_range
 
 @njit(**JIT_OPTIONS)
 def layer_block(buf, table, layer, mini_batch, m):
-    """Layer `layer`'s ``(m, n_out)`` block of a layer-major work buffer."""
-    n_out = table[layer, N_OUT]
+    """Layer `layer`'s ``(m, stride)`` block of a layer-major work buffer
+    (its first ``n_out`` columns are the real neurons)."""
+    stride = table[layer, STRIDE]
     lo = mini_batch * table[layer, Z_OFF]
-    return buf[lo : lo + m * n_out].reshape((m, n_out))
+    return buf[lo : lo + m * stride].reshape((m, stride))
 
 
 @njit(**JIT_OPTIONS)
 def layer_weights(params, table, layer):
-    """Layer `layer`'s weights as stored: ``w.T``, shaped ``(n_in, n_out)``."""
-    n_in = table[layer, N_IN]
-    n_out = table[layer, N_OUT]
+    """Layer `layer`'s weights as stored: ``w.T`` in a zero-padded block,
+    shaped ``(W_ROWS, STRIDE)``."""
+    rows = table[layer, W_ROWS]
+    stride = table[layer, STRIDE]
     lo = table[layer, W_OFF]
-    return params[lo : lo + n_in * n_out].reshape((n_in, n_out))
+    return params[lo : lo + rows * stride].reshape((rows, stride))
 
 
 def rows_as(X, lo, m, buf):
@@ -117,8 +126,8 @@ def forward_rows_(params, table, hidden, output, x, first, stride, m, lo, hi, zs
     first : int
         First layer to compute; the earlier layers' blocks must be filled.
     stride, m : int
-        Layer-major buffers hold each layer as an ``(m, n_out)`` block at
-        ``stride * table[l, Z_OFF]`` (:func:`layer_block`).
+        Layer-major buffers hold each layer as an ``(m, table[l, STRIDE])``
+        block at ``stride * table[l, Z_OFF]`` (:func:`layer_block`).
     lo, hi : int
         The rows to compute.
     zs, acts : ndarray, shape (stride * n_z,)
@@ -137,16 +146,19 @@ def forward_rows_(params, table, hidden, output, x, first, stride, m, lo, hi, zs
             np.dot(layer_block(acts, table, layer - 1, stride, m)[lo:hi], w, z)
         code = output if layer == n_layers - 1 else hidden
         for r in range(hi - lo):
-            zr = z[r]
+            zr = z[r, :n_out]
             for j in range(n_out):
                 zr[j] += params[b_off + j]
-            activate_(code, zr, a[r])
+            activate_(code, zr, a[r, :n_out])
+            for j in range(n_out, a.shape[1]):
+                a[r, j] = 0
 
 
 @njit(**JIT_OPTIONS)
 def column_sums_(d, out):
-    """``out[j] = sum_r d[r, j]``, rows added in order (a bias gradient)."""
-    for j in range(d.shape[1]):
+    """``out[j] = sum_r d[r, j]`` for ``j < len(out)``, rows added in order
+    (a bias gradient)."""
+    for j in range(out.shape[0]):
         s = d[0, j]
         for r in range(1, d.shape[0]):
             s += d[r, j]
@@ -172,11 +184,14 @@ def errors_rows_(params, table, hidden, cost, labels, rows, stride, m, lo, hi, z
         Layer-major; rows ``lo:hi`` of every layer are overwritten.
     """
     last = table.shape[0] - 1
+    n_out = table[last, N_OUT]
     z = layer_block(zs, table, last, stride, m)[lo:hi]
     a = layer_block(acts, table, last, stride, m)[lo:hi]
     d = layer_block(deltas, table, last, stride, m)[lo:hi]
     for r in range(hi - lo):
-        output_delta_(cost, z[r], a[r], labels[rows[lo + r]], d[r])
+        output_delta_(cost, z[r, :n_out], a[r, :n_out], labels[rows[lo + r]], d[r, :n_out])
+        for j in range(n_out, d.shape[1]):
+            d[r, j] = 0
     for layer in range(last, 0, -1):
         d = layer_block(deltas, table, layer, stride, m)[lo:hi]
         # BP2 with the weights before this step's update.
@@ -184,8 +199,11 @@ def errors_rows_(params, table, hidden, cost, labels, rows, stride, m, lo, hi, z
         np.dot(d, layer_weights(params, table, layer).T, d_prev)
         z_prev = layer_block(zs, table, layer - 1, stride, m)[lo:hi]
         a_prev = layer_block(acts, table, layer - 1, stride, m)[lo:hi]
+        n_in = table[layer, N_IN]
         for r in range(hi - lo):
-            scale_by_derivative_(hidden, z_prev[r], a_prev[r], d_prev[r])
+            scale_by_derivative_(hidden, z_prev[r, :n_in], a_prev[r, :n_in], d_prev[r, :n_in])
+            for j in range(n_in, d_prev.shape[1]):
+                d_prev[r, j] = 0
 
 
 @njit(**JIT_OPTIONS)
@@ -209,10 +227,8 @@ def later_gradients_(table, stride, m, acts, deltas, grad):
         b_off = table[layer, B_OFF]
         d = layer_block(deltas, table, layer, stride, m)
         if layer > 0:
-            n_in = table[layer, N_IN]
-            w_off = table[layer, W_OFF]
             a_prev = layer_block(acts, table, layer - 1, stride, m)
-            np.dot(a_prev.T, d, grad[w_off : w_off + n_in * n_out].reshape((n_in, n_out)))
+            np.dot(a_prev.T, d, layer_weights(grad, table, layer))
         column_sums_(d, grad[b_off : b_off + n_out])
 
 
@@ -305,7 +321,7 @@ def sgd_dense_(
     n_update = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
     n_samples = order.shape[0]
     grad = grads[0]
-    g0 = grad[: n_in0 * n_out0].reshape((n_in0, n_out0))
+    g0 = layer_weights(grad, table, 0)
     for t in range(first, last):
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
@@ -344,7 +360,9 @@ def sgd_dense_(
                 for r in range(r_lo, r_hi):
                     for j in range(n_out0):
                         z0[r, j] = (z0[r, j] + part[r, j]) + params[b0 + j]
-                    activate_(code0, z0[r], a0[r])
+                    activate_(code0, z0[r, :n_out0], a0[r, :n_out0])
+                    for j in range(n_out0, a0.shape[1]):
+                        a0[r, j] = 0
                 forward_rows_(
                     params, table, hidden, output, x_lo, 1, mini_batch, m, r_lo, r_hi, zs, acts
                 )
@@ -451,7 +469,7 @@ def dense_evaluate(
                 a = layer_block(acts[t], table, last, DENSE_EVAL_ROWS, m)
                 for r in range(m):
                     label = labels[lo + r]
-                    total += sample_cost(cost, z[r], a[r], label)
+                    total += sample_cost(cost, z[r, :n_out], a[r, :n_out], label)
                     if argmax_row(a[r], 0, n_out) == label:
                         correct += 1
                 lo += m

@@ -14,9 +14,10 @@ take `X` only where a driver shares its signature with the dense driver,
 which gathers rows of `X` for BLAS.
 
 Weights are stored input-major (row ``k`` of a layer's block holds the weights
-leaving input ``k``). Each weighted input is summed in input order, skipping
-zero inputs, which is exact, so no ``fastmath`` is needed and the order never
-depends on vectorization.
+leaving input ``k``), the first layer's rows padded with zeros to
+``table[0, STRIDE]`` entries (:mod:`fastnet.layout`). Each weighted input
+is summed in input order, skipping zero inputs, which is exact, so no
+``fastmath`` is needed and the order never depends on vectorization.
 
 Determinism: a mini-batch of ``m`` samples is split into ``n_chunks(m)`` fixed
 chunks. One chunk (``m <= GRAD_CHUNK``, the book's mini-batch of 10) takes the
@@ -39,7 +40,7 @@ from fastnet.kernels.activations import (
     sample_cost,
     scale_by_derivative_,
 )
-from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, W_OFF, Z_OFF
+from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, STRIDE, W_OFF, W_ROWS, Z_OFF
 from fastnet.kernels.prefetch import prefetch_sample
 
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
@@ -151,7 +152,10 @@ def forward_sample_(params, table, hidden, output, v, cols, z, a):
     ``z += (x0 * row0 + x1 * row1)``, which halves the loads and stores of ``z``
     (measured: its forward pass 17% faster on [784, 30, 10]; the same for hidden
     layers gained 3%, within noise, and was left out). The order is fixed, so
-    the bits do not depend on the thread count.
+    the bits do not depend on the thread count. It runs over whole stored
+    rows, padding included (:mod:`fastnet.layout`): the padded entries of the
+    first layer's slot in `z` get zero sums, and their activations are not
+    computed.
     """
     n_layers = table.shape[0]
     for layer in range(n_layers):
@@ -160,10 +164,14 @@ def forward_sample_(params, table, hidden, output, v, cols, z, a):
         w_off = table[layer, W_OFF]
         b_off = table[layer, B_OFF]
         z_off = table[layer, Z_OFF]
+        stride = table[layer, STRIDE]
         zl = z[z_off : z_off + n_out]
         for j in range(n_out):
             zl[j] = params[b_off + j]
         if layer == 0:
+            zw = z[z_off : z_off + stride]
+            for j in range(n_out, stride):
+                zw[j] = 0
             nq = cols.shape[0]
             q = 0
             while q + 1 < nq:
@@ -171,27 +179,29 @@ def forward_sample_(params, table, hidden, output, v, cols, z, a):
                 k1 = cols[q + 1]
                 x0 = v[q]
                 x1 = v[q + 1]
-                w0 = params[w_off + k0 * n_out : w_off + (k0 + 1) * n_out]
-                w1 = params[w_off + k1 * n_out : w_off + (k1 + 1) * n_out]
-                for j in range(n_out):
-                    zl[j] += x0 * w0[j] + x1 * w1[j]
+                w0 = params[w_off + k0 * stride : w_off + (k0 + 1) * stride]
+                w1 = params[w_off + k1 * stride : w_off + (k1 + 1) * stride]
+                for j in range(stride):
+                    zw[j] += x0 * w0[j] + x1 * w1[j]
                 q += 2
             if q < nq:
                 k = cols[q]
                 xk = v[q]
-                w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
-                for j in range(n_out):
-                    zl[j] += xk * w[j]
+                w = params[w_off + k * stride : w_off + (k + 1) * stride]
+                for j in range(stride):
+                    zw[j] += xk * w[j]
         else:
             p_off = table[layer - 1, Z_OFF]
             a_prev = a[p_off : p_off + n_in]
             for k in range(n_in):
                 ak = a_prev[k]
                 if ak != 0:
-                    w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
+                    w = params[w_off + k * stride : w_off + k * stride + n_out]
                     for j in range(n_out):
                         zl[j] += ak * w[j]
         activate_(output if layer == n_layers - 1 else hidden, zl, a[z_off : z_off + n_out])
+        for j in range(z_off + n_out, z_off + stride):
+            a[j] = 0
 
 
 @njit(**JIT_OPTIONS)
@@ -221,16 +231,21 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
         label,
         delta[z_off : z_off + n_out],
     )
+    # Padded neurons have zero error (so their weights get zero gradients),
+    # whatever the buffer held.
+    for j in range(z_off + n_out, z_off + table[last, STRIDE]):
+        delta[j] = 0
     zero = params.dtype.type(0)
     for layer in range(last, 0, -1):
         n_in = table[layer, N_IN]
         n_out = table[layer, N_OUT]
         w_off = table[layer, W_OFF]
+        stride = table[layer, STRIDE]
         d = delta[table[layer, Z_OFF] : table[layer, Z_OFF] + n_out]
         p_off = table[layer - 1, Z_OFF]
         # (w^T delta)[k] is a dot with row k of the input-major block.
         for k in range(n_in):
-            w = params[w_off + k * n_out : w_off + (k + 1) * n_out]
+            w = params[w_off + k * stride : w_off + k * stride + n_out]
             s = zero
             for j in range(n_out):
                 s += w[j] * d[j]
@@ -238,6 +253,8 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
         scale_by_derivative_(
             hidden, z[p_off : p_off + n_in], a[p_off : p_off + n_in], delta[p_off : p_off + n_in]
         )
+        for j in range(p_off + n_in, p_off + table[layer - 1, STRIDE]):
+            delta[j] = 0
 
 
 @njit(**JIT_OPTIONS)
@@ -258,15 +275,16 @@ def add_outer_(table, v, cols, a, delta, scale, out):
 def add_first_rows_(table, v, cols, delta, scale, k_lo, k_hi, out):
     """``out[row k] += (scale * x[k]) * delta`` for the first layer's rows
     ``k_lo <= k < k_hi`` with a non-zero input ``x[cols[q]] = v[q]`` (`cols`
-    increasing)."""
-    n_out = table[0, N_OUT]
+    increasing). Whole stored rows: the padded entries of `delta` are zero,
+    so the padding gets ``+ 0``."""
+    stride = table[0, STRIDE]
     w_off = table[0, W_OFF]
-    d = delta[0:n_out]
+    d = delta[0:stride]
     for q in range(np.searchsorted(cols, k_lo), np.searchsorted(cols, k_hi)):
         k = cols[q]
         c = scale * v[q]
-        g = out[w_off + k * n_out : w_off + (k + 1) * n_out]
-        for j in range(n_out):
+        g = out[w_off + k * stride : w_off + (k + 1) * stride]
+        for j in range(stride):
             g[j] += c * d[j]
 
 
@@ -280,6 +298,7 @@ def add_later_layers_(table, a, delta, scale, out):
         w_off = table[layer, W_OFF]
         b_off = table[layer, B_OFF]
         z_off = table[layer, Z_OFF]
+        stride = table[layer, STRIDE]
         d = delta[z_off : z_off + n_out]
         if layer > 0:
             p_off = table[layer - 1, Z_OFF]
@@ -287,7 +306,7 @@ def add_later_layers_(table, a, delta, scale, out):
                 ak = a[p_off + k]
                 if ak != 0:
                     c = scale * ak
-                    g = out[w_off + k * n_out : w_off + (k + 1) * n_out]
+                    g = out[w_off + k * stride : w_off + k * stride + n_out]
                     for j in range(n_out):
                         g[j] += c * d[j]
         gb = out[b_off : b_off + n_out]
@@ -441,10 +460,10 @@ def step_rows_(
         First-layer rows (inputs) to update.
     rest : bool
     """
-    n_out = table[0, N_OUT]
+    stride = table[0, STRIDE]
     w_off = table[0, W_OFF]
     if decay != 1:
-        w = params[w_off + k_lo * n_out : w_off + k_hi * n_out]
+        w = params[w_off + k_lo * stride : w_off + k_hi * stride]
         for p in range(w.shape[0]):
             w[p] = decay * w[p]
     for s in range(batch.shape[0]):
@@ -453,7 +472,7 @@ def step_rows_(
         add_first_rows_(table, v, cols, deltas[s], -step, k_lo, k_hi, params)
     if rest:
         if decay != 1:
-            for p in range(w_off + table[0, N_IN] * n_out, table[0, B_OFF]):
+            for p in range(w_off + table[0, W_ROWS] * stride, table[0, B_OFF]):
                 params[p] = decay * params[p]
         for s in range(batch.shape[0]):
             add_later_layers_(table, acts[s], deltas[s], -step, params)
@@ -1139,7 +1158,7 @@ def _sgd_one_of_many_(
     m = mini_batch[k]
     nc = n_chunks(m)
     last = table.shape[0] - 1
-    n_z = table[last, Z_OFF] + table[last, N_OUT]
+    n_z = table[last, Z_OFF] + table[last, STRIDE]
     rows = nc * GRAD_CHUNK * n_z
     pool = work[w_off[k] : w_off[k + 1]]
     zs = pool[:rows].reshape((nc, GRAD_CHUNK, n_z))
