@@ -251,7 +251,7 @@ def test_train_many_with_dense_mini_batches_equals_training_alone():
     assert seen == [0, 0, 1, 1]
 
 
-def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads):
+def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads, with_cost=True):
     ws = EvalWorkspace(lay, params.dtype, True, n_threads)
     with blas_threads(1):
         return dense.dense_evaluate(
@@ -265,6 +265,7 @@ def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads):
             ws.dense_acts,
             ws.cost_parts,
             ws.correct_parts,
+            with_cost,
         )
 
 
@@ -282,6 +283,20 @@ def test_evaluate_matches_reference(dtype, n, cost, activation):
     )
     if dtype == np.float64:
         assert correct == round(reference.accuracy(w, b, X, y, activation, cost) * n)
+
+
+def test_evaluate_without_cost_counts_the_same_and_still_flags_bad_inputs():
+    lay, params, X, y = problem((12, 9, 7, 4), 300)
+    cost_sum, correct = run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", 2)
+    assert cost_sum > 0
+    assert run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", 2, False) == (
+        0.0,
+        correct,
+    )
+    bad = X.copy()
+    bad[137, 3] = np.inf
+    flagged = run_dense_evaluate(lay, params, bad, y, "cross_entropy", "sigmoid", 2, False)
+    assert np.isnan(flagged[0])
 
 
 def test_evaluate_is_independent_of_thread_count():
@@ -328,9 +343,9 @@ def test_float64_network_evaluates_float32_data_without_converting(sizes, monkey
     converted = []
     real = network_module.Network._evaluate
 
-    def spy(self, X, y, index=None, unchecked=None):
+    def spy(self, X, y, index=None, unchecked=None, with_cost=True):
         converted.append(X.dtype)
-        return real(self, X, y, index, unchecked)
+        return real(self, X, y, index, unchecked, with_cost)
 
     monkeypatch.setattr(network_module.Network, "_evaluate", spy)
     assert (net.accuracy((X32, y)), net.total_cost((X32, y), 1.0)) == want

@@ -224,6 +224,7 @@ def test_evaluate_and_feedforward_match_reference(n, cost, activation):
         ws.acts,
         ws.cost_parts,
         ws.correct_parts,
+        True,
     )
     assert cost_sum / n == pytest.approx(
         reference.total_cost(w, b, X, y, 0.0, activation, cost), rel=REFERENCE_RTOL
@@ -253,7 +254,7 @@ def test_padded_evaluate_and_feedforward_match_reference(sizes):
     ws.acts[...] = np.nan
     args = (params, lay.table, *kernel_codes("cross_entropy", "sigmoid"))
     cost_sum, correct = mlp.evaluate(
-        *args, X, y, *nonzero_index(X), ws.zs, ws.acts, ws.cost_parts, ws.correct_parts
+        *args, X, y, *nonzero_index(X), ws.zs, ws.acts, ws.cost_parts, ws.correct_parts, True
     )
     n = len(X)
     assert cost_sum / n == pytest.approx(
@@ -264,6 +265,25 @@ def test_padded_evaluate_and_feedforward_match_reference(sizes):
     mlp.feedforward_(*args[:4], X, *nonzero_index(X), out, ws.zs, ws.acts)
     _, acts = reference.feedforward(w, b, X, "sigmoid", "cross_entropy")
     np.testing.assert_allclose(out, acts[-1], rtol=REFERENCE_RTOL, atol=1e-14)
+
+
+def test_evaluate_without_cost_counts_the_same_and_still_flags_bad_inputs():
+    lay, params, X, y = problem((12, 9, 7, 4), 100)
+    ws = EvalWorkspace(lay, params.dtype)
+
+    def run(X, with_cost):
+        return mlp.evaluate(
+            *(params, lay.table, *kernel_codes("cross_entropy", "sigmoid"), X, y),
+            *nonzero_index(X),
+            *(ws.zs, ws.acts, ws.cost_parts, ws.correct_parts, with_cost),
+        )
+
+    cost_sum, correct = run(X, True)
+    assert cost_sum > 0
+    assert run(X, False) == (0.0, correct)
+    bad = X.copy()
+    bad[37, 3] = np.nan
+    assert np.isnan(run(bad, False)[0])
 
 
 def test_evaluate_is_independent_of_thread_count():
@@ -288,6 +308,7 @@ def test_evaluate_is_independent_of_thread_count():
                     ws.acts,
                     ws.cost_parts,
                     ws.correct_parts,
+                    True,
                 )
             )
     finally:
@@ -352,6 +373,7 @@ def test_gradient_central_differences(cost, activation):
             ev.acts,
             ev.cost_parts,
             ev.correct_parts,
+            True,
         )[0]
 
     eps = 1e-6

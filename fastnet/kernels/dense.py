@@ -399,7 +399,19 @@ def sgd_dense_(
 
 @njit(**PARALLEL_OPTIONS)
 def dense_evaluate(
-    params, table, hidden, output, cost, X, labels, xs, zs, acts, cost_parts, correct_parts
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    X,
+    labels,
+    xs,
+    zs,
+    acts,
+    cost_parts,
+    correct_parts,
+    with_cost,
 ):
     """Summed cost and number of correct predictions over a data set, each
     layer as BLAS products on blocks of rows.
@@ -427,12 +439,15 @@ def dense_evaluate(
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
         Overwritten with per-chunk partial sums.
+    with_cost : bool
+        Whether to sum the costs (as :func:`fastnet.kernels.mlp.evaluate`).
 
     Returns
     -------
     cost_sum : float
-        Sum of the per-sample costs (no L2 term); NaN if a first-layer weighted
-        input is not finite (as :func:`fastnet.kernels.mlp.evaluate`).
+        Sum of the per-sample costs (no L2 term; 0 unless `with_cost`); NaN
+        if a first-layer weighted input is not finite (as
+        :func:`fastnet.kernels.mlp.evaluate`).
     n_correct : int
     """
     n = X.shape[0]
@@ -469,7 +484,8 @@ def dense_evaluate(
                 a = layer_block(acts[t], table, last, DENSE_EVAL_ROWS, m)
                 for r in range(m):
                     label = labels[lo + r]
-                    total += sample_cost(cost, z[r, :n_out], a[r, :n_out], label)
+                    if with_cost:
+                        total += sample_cost(cost, z[r, :n_out], a[r, :n_out], label)
                     if argmax_row(a[r], 0, n_out) == label:
                         correct += 1
                 lo += m

@@ -897,6 +897,7 @@ def evaluate(
     acts,
     cost_parts,
     correct_parts,
+    with_cost,
 ):
     """Summed cost and number of correct predictions over a data set.
 
@@ -923,14 +924,20 @@ def evaluate(
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
         Overwritten with per-chunk partial sums.
+    with_cost : bool
+        Whether to sum the costs; if not (accuracy alone), `cost_sum` is 0
+        or NaN, and the logarithms of the cost are skipped (measured with
+        the dense evaluation, which shares this flag: 1.2-1.3 ms of 9.7
+        and 20.7 ms for [784,30,10] and [784,100,10], float32).
 
     Returns
     -------
     cost_sum : float
-        Sum of the per-sample costs (no L2 term); NaN if any sample's first
-        layer weighted input is not finite, which every NaN or infinite input
-        causes (``inf * w`` is infinite, ``inf * 0`` NaN), so callers may skip
-        a separate pass over `X` and look for bad inputs only then.
+        Sum of the per-sample costs (no L2 term; 0 unless `with_cost`); NaN
+        if any sample's first layer weighted input is not finite, which
+        every NaN or infinite input causes (``inf * w`` is infinite,
+        ``inf * 0`` NaN), so callers may skip a separate pass over `X` and
+        look for bad inputs only then.
     n_correct : int
     """
     n = indptr.shape[0] - 1
@@ -946,9 +953,10 @@ def evaluate(
             forward_sample_(params, table, hidden, output, v, cols, zs[c], acts[c])
             if not all_finite_row(zs[c, :n_first]):
                 total = np.nan
-            total += sample_cost(
-                cost, zs[c, z_out : z_out + n_out], acts[c, z_out : z_out + n_out], labels[i]
-            )
+            if with_cost:
+                total += sample_cost(
+                    cost, zs[c, z_out : z_out + n_out], acts[c, z_out : z_out + n_out], labels[i]
+                )
             if argmax_row(acts[c], z_out, n_out) == labels[i]:
                 correct += 1
         cost_parts[c] = total
