@@ -103,11 +103,6 @@ DENSE_MIN_WORK = 200_000
 #: 34k-35k/31k-64k vs 36k-51k/68k-78k (sgd_dense_ called directly on the
 #: 50,000 training images as bench/crossover.py does, two rounds each).
 
-#: How many rows ahead the dense driver asks for the inputs it gathers
-#: (fastnet.kernels.prefetch): far enough for a row to arrive from memory
-#: while the rows before it are copied.
-GATHER_AHEAD = 4
-
 #: Rows the dense evaluation (fastnet.kernels.dense.dense_evaluate) feeds
 #: forward per BLAS product; networks whose n_weights make
 #: use_dense(DENSE_EVAL_ROWS, n_weights) true evaluate that way. Measured on 2

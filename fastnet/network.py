@@ -548,13 +548,12 @@ class Network:
         n_batches = math.ceil(n / m)
         n_threads = self._threads()
         kernel_name, kernel, ws = self._driver(m, n_threads)
-        # The loop kernels read the data through their non-zero index (values
-        # in the network's dtype); the dense driver and dense evaluation do
-        # not, so skip building it.
+        # Every SGD driver reads the training data through its non-zero index
+        # (values in the network's dtype); the dense evaluation reads rows of
+        # X, so skip building an index for the evaluation data then.
         loop_eval = self._eval_ws.dense_zs.shape[0] == 0
         dt = self.dtype
-        wanted = loop_eval or kernel_name != "dense"
-        train_index = nonzero_index(X, dt) if wanted else no_index(X, dt)
+        train_index = nonzero_index(X, dt)
         if evaluation_data is not None:
             eval_index = nonzero_index(Xe, dt) if loop_eval else no_index(Xe, dt)
         last_good = self.params.copy()
@@ -606,7 +605,7 @@ class Network:
         # Zero mini-batches: compiles (or loads from the cache) before any
         # epoch is timed, and touches nothing.
         net_args = (self.params, self.layout.table, *self._codes)
-        data_args = (X if kernel_name == "dense" else loop_data(X, dt), y, *train_index)
+        data_args = (loop_data(X, dt), y, *train_index)
         hyper = (eta, lmbda, n, *ws.buffers)
         kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
         limits = contextlib.ExitStack()

@@ -128,8 +128,8 @@ def no_index(X, dtype=None):
 
 
 def loop_data(X, dtype):
-    """`X` as the data argument of a loop kernel (serial or parallel epoch,
-    loop evaluation) of a network of `dtype`: `X` itself when it has that
+    """`X` as the data argument of an SGD driver (serial, parallel or dense
+    epoch) or of the loop evaluation, for a network of `dtype`: `X` itself when it has that
     dtype, else (float32 data for a float64 network) a zero-row stand-in of
     `dtype`. Those kernels read the inputs only through the non-zero index,
     built with values in `dtype`, so they are compiled once per network

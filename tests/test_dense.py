@@ -21,7 +21,7 @@ from fastnet._config import (
 from fastnet.kernels import dense
 from fastnet.many import train_many
 from fastnet.threads import blas_threads
-from fastnet.workspace import DenseWorkspace, EvalWorkspace, no_index
+from fastnet.workspace import DenseWorkspace, EvalWorkspace, nonzero_index
 from tests.conftest import JIT_DISABLED
 from tests.test_kernels import PADDED, PAIRS, THREADS, flat, kernel_codes, problem, views
 
@@ -36,7 +36,7 @@ def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation
             *kernel_codes(cost, activation),
             X,
             y,
-            *no_index(X),
+            *nonzero_index(X),
             order,
             m,
             0,
@@ -96,7 +96,7 @@ def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
             *kernel_codes("cross_entropy", "sigmoid"),
             X,
             y,
-            *no_index(X),
+            *nonzero_index(X),
             order,
             mini_batch,
             0,
@@ -164,7 +164,7 @@ def test_epoch_allocates_nothing_per_mini_batch():
     order = np.arange(len(X))
     m = 96
     ws = DenseWorkspace(lay, params.dtype, m)
-    args = (params, lay.table, 0, 0, 0, X, y, *no_index(X), order, m)
+    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), order, m)
     tail = (0.1, 1.0, len(X), *ws.buffers)
     with blas_threads(1):
         dense.sgd_dense_(*args, 0, 1, *tail)  # compile
