@@ -10,7 +10,13 @@ import pytest
 from numba.core.runtime import _nrt_python, rtsys
 
 from fastnet import reference
-from fastnet._config import EVAL_CHUNKS, GRAD_CHUNK, MAX_GRAD_CHUNKS, REFERENCE_RTOL
+from fastnet._config import (
+    ALPHA_FOLD,
+    EVAL_CHUNKS,
+    GRAD_CHUNK,
+    MAX_GRAD_CHUNKS,
+    REFERENCE_RTOL,
+)
 from fastnet.kernels import activations, codes, mlp
 from fastnet.layout import Layout
 from fastnet.threads import max_threads
@@ -154,6 +160,53 @@ def test_padded_epoch_matches_reference(sizes, driver, dtype, mini_batch, cost, 
         view[...] = False
     assert padding.sum() == lay.n_params - lay.n_weights - lay.n_biases > 0
     assert (params[padding] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "n,eta,lmbda",
+    [
+        # decay 0.9 a step: the scale passes ALPHA_FOLD after 66 of 100 steps
+        # and is folded into the stored weights mid-epoch.
+        (100, 1.0, 10.0),
+        # decay 0.4 < LAZY_DECAY_MIN: the weights are decayed every step.
+        (10, 1.0, 6.0),
+        # no decay at all.
+        (60, 0.5, 0.0),
+    ],
+)
+def test_first_layer_decay_scale_matches_reference(n, eta, lmbda):
+    decay = 1 - eta * lmbda / n
+    if decay == 0.9:
+        assert decay**100 < ALPHA_FOLD < decay**60
+    lay, start, X, y = problem((12, 30, 4), n)
+    order = np.random.default_rng(5).permutation(n)
+    w, b = views(lay, start)
+    reference.sgd_epoch(w, b, X, y, order, 1, eta, lmbda)
+    results = []
+    for driver in DRIVERS:
+        params = start.copy()
+        run_epoch(driver, lay, params, X, y, order, 1, eta, lmbda, "cross_entropy", "sigmoid")
+        np.testing.assert_allclose(params, flat(lay, w, b), rtol=REFERENCE_RTOL, atol=1e-12)
+        results.append(params.tobytes())
+    assert results[0] == results[1]
+
+
+def test_first_layer_factors():
+    lay, params, _, _ = problem((12, 30, 4), 1)
+    start = params.copy()
+    w0 = slice(0, lay.table[0, codes.W_ROWS] * lay.table[0, codes.STRIDE])
+    # Explicit decay: no scale.
+    assert mlp.first_layer_factors(params, lay.table, 1.0, 0.9, 0.1, False) == (1, 1, 0.9, 0.1)
+    # The decay goes into the scale; the stored weights get step / alpha_next.
+    alpha, nxt, decay0, step0 = mlp.first_layer_factors(params, lay.table, 0.5, 0.9, 0.1, True)
+    assert (alpha, nxt, decay0) == (0.5, 0.5 * 0.9, 1) and step0 == pytest.approx(0.1 / 0.45)
+    assert np.array_equal(params, start)
+    # Below ALPHA_FOLD the scale is folded into the stored weights first.
+    small = ALPHA_FOLD * 1.01
+    alpha, nxt, decay0, step0 = mlp.first_layer_factors(params, lay.table, small, 0.9, 0.1, True)
+    assert (alpha, nxt, decay0) == (1, 0.9, 1) and step0 == pytest.approx(0.1 / 0.9)
+    np.testing.assert_array_equal(params[w0], small * start[w0])
+    np.testing.assert_array_equal(params[w0.stop :], start[w0.stop :])
 
 
 @pytest.mark.parametrize("mini_batch", [1, 10, 100])
