@@ -9,10 +9,9 @@ The loop kernels read inputs through a compressed-row index of their non-zero
 entries (``indptr``, ``indices``, ``values``, built once per data set by
 :func:`nonzero_index_`): the first layer then costs in proportion to the
 non-zero pixels (19% of MNIST), read as two contiguous runs per sample, and
-the next sample's runs are prefetched (:mod:`fastnet.kernels.prefetch`). The
-drivers take `X` for one signature with the evaluation kernels' callers but
-read only the index (so does the dense driver, which gathers its BLAS
-operands from it).
+the next sample's runs are prefetched (:mod:`fastnet.kernels.prefetch`). Every
+SGD driver takes `X`, so that all have one signature, but reads only the
+index (the dense driver too: it gathers its BLAS operands from it).
 
 Weights are stored input-major (row ``k`` of a layer's block holds the weights
 leaving input ``k``), the first layer's rows padded with zeros to
