@@ -7,6 +7,7 @@ everywhere else.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 #: Options shared by every ``@njit`` kernel. ``fastmath`` stays off: the float64
@@ -85,6 +86,18 @@ PARALLEL_BIG_WORK = 5_000_000
 #: mb 6 (143,000) stays on one thread.
 PARALLEL_FUSED_MIN_BATCH = 4
 PARALLEL_FUSED_MIN_WORK = 180_000
+
+#: The parallel fused step runs a whole driver call in one parallel region,
+#: its lanes meeting at spin barriers (fastnet.kernels.sync), instead of two
+#: region launches per mini-batch (1.6 us each, omp layer, 2 cores).
+#: Prototype against the two-region step, same bits, 12 paired rounds of
+#: 20,000 shuffled images (/work/exp/pers/persist.py): [784,30,10] float32
+#: mb 10 1.17x and 1.19x, mb 8 1.26x; float64 mb 10 1.15x; [784,100,10]
+#: float32 mb 10 1.10x. A lane polls the arrival of the others this many times
+#: (about 1-2 ms) before it decides they are not running at once and does
+#: every lane's work itself; without JIT the lanes run one after another, so
+#: it does not wait at all.
+TEAM_WAIT_SPINS = 0 if numba.config.DISABLE_JIT else 1_000_000
 
 #: When a mini-batch takes the dense driver (fastnet.kernels.dense: each
 #: layer as BLAS products per mini-batch): more than GRAD_CHUNK samples

@@ -7,6 +7,7 @@ import numpy as np
 
 from fastnet._config import DENSE_EVAL_ROWS, EVAL_CHUNKS, GRAD_CHUNK
 from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
+from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
 
 
@@ -23,6 +24,9 @@ class TrainWorkspace:
     grads : ndarray, shape (n_chunks, layout.n_params)
     lanes : ndarray of int64, shape (n_lanes + 1,)
         :func:`row_lanes` for the first layer.
+    sync : ndarray of int64, shape (SYNC_SIZE,)
+        Counters through which the parallel fused step's threads meet
+        (:mod:`fastnet.kernels.sync`).
     """
 
     def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
@@ -33,11 +37,12 @@ class TrainWorkspace:
         self.deltas = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.grads = np.zeros((nc, layout.n_params), dtype)
         self.lanes = row_lanes(layout.sizes[0], n_lanes)
+        self.sync = np.zeros(SYNC_SIZE, np.int64)
 
     @property
     def buffers(self):
         """The buffers in the order the SGD kernels take them."""
-        return self.zs, self.acts, self.deltas, self.grads, self.lanes
+        return self.zs, self.acts, self.deltas, self.grads, self.lanes, self.sync
 
 
 class DenseWorkspace:

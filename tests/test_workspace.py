@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
 from fastnet.workspace import TrainWorkspace, no_index, nonzero_index, row_lanes
 
@@ -24,10 +25,11 @@ def test_train_workspace_key_and_buffers():
     lay = Layout([6, 4, 3])
     ws = TrainWorkspace(lay, np.float32, 40, 2)
     assert ws.key == ((6, 4, 3), np.dtype(np.float32), 40, 2)
-    zs, acts, deltas, grads, lanes = ws.buffers
+    zs, acts, deltas, grads, lanes, sync = ws.buffers
     assert zs.shape == acts.shape == deltas.shape == (3, 16, 7)
     assert grads.shape == (3, lay.n_params) and grads.dtype == np.float32
     np.testing.assert_array_equal(lanes, [0, 3, 6])
+    assert sync.shape == (SYNC_SIZE,) and sync.dtype == np.int64
 
 
 def naive_index(X):

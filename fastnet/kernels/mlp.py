@@ -50,6 +50,7 @@ from fastnet.kernels.activations import (
 )
 from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, STRIDE, W_OFF, W_ROWS, Z_OFF
 from fastnet.kernels.prefetch import prefetch_sample
+from fastnet.kernels.sync import OUT, TEAM, barrier, join_team, reset_team_
 
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
 
@@ -616,15 +617,34 @@ def first_layer_factors(params, table, alpha, decay, step, lazy):
         The scale to feed forward with, the scale after the step, and the
         first layer's decay factor and step.
     """
-    one = params.dtype.type(1)
-    if not lazy:
-        return one, one, decay, step
-    alpha_next = alpha * decay
-    if alpha_next < ALPHA_FOLD:
+    fold, alpha_now, alpha_next, decay0, step0 = lazy_factors(
+        alpha, decay, step, lazy, params.dtype.type(1)
+    )
+    if fold:
         scale_first_layer_(params, table, alpha)
+    return alpha_now, alpha_next, decay0, step0
+
+
+@njit(**JIT_OPTIONS)
+def lazy_factors(alpha, decay, step, lazy, one):
+    """:func:`first_layer_factors` without touching `params`.
+
+    Returns
+    -------
+    fold : bool
+        Whether the stored weights must first be multiplied by `alpha` (the
+        scale then restarts at `one`).
+    alpha, alpha_next, decay0, step0 : float
+        As in :func:`first_layer_factors`, after the fold if there is one.
+    """
+    if not lazy:
+        return False, one, one, decay, step
+    alpha_next = alpha * decay
+    fold = alpha_next < ALPHA_FOLD
+    if fold:
         alpha = one
         alpha_next = decay
-    return alpha, alpha_next, one, step / alpha_next
+    return fold, alpha, alpha_next, one, step / alpha_next
 
 
 @njit(**JIT_OPTIONS)
@@ -675,6 +695,7 @@ def sgd_serial_(
     deltas,
     grads,
     lanes,
+    sync,
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch on one thread.
 
@@ -722,9 +743,10 @@ def sgd_serial_(
         Per-chunk scratch rows.
     grads : ndarray, shape (n_chunks, n_params)
         Per-chunk gradient sums (unused when a mini-batch is one chunk).
-    lanes : ndarray of int64
+    lanes, sync : ndarray of int64
         Unused here; :func:`sgd_parallel_` splits the first layer's rows at
-        these inputs. Taken so that both drivers have one signature.
+        the inputs `lanes` and its threads meet through the counters in
+        `sync`. Taken so that both drivers have one signature.
     """
     sgd_epoch_serial_(
         params,
@@ -864,26 +886,58 @@ def sgd_parallel_(
     deltas,
     grads,
     lanes,
+    sync,
 ):
     """Same as :func:`sgd_serial_`, with each mini-batch's work spread over
     threads. Gives the same bits as the serial driver.
 
-    A mini-batch of one chunk (``m <= GRAD_CHUNK``, the book's 10) takes the
-    fused step in two parallel phases: the samples' forward and backward
-    passes, split into ``len(lanes) - 1`` contiguous runs of samples; then the
-    update, lane ``t`` owning the first layer's rows ``lanes[t]`` to
-    ``lanes[t+1] - 1`` and lane 0 also every later layer and the biases. Each
-    parameter sees the serial step's operations in the serial order.
+    Mini-batches of one chunk (``mini_batch <= GRAD_CHUNK``, the book's 10)
+    take the fused step in two phases per mini-batch, run by
+    :func:`sgd_team_` in one parallel region for the whole call: the samples'
+    forward and backward passes, split into ``len(lanes) - 1`` contiguous runs
+    of samples; then the update, lane ``t`` owning the first layer's rows
+    ``lanes[t]`` to ``lanes[t+1] - 1`` and lane 0 also every later layer and
+    the biases. Each parameter sees the serial step's operations in the serial
+    order.
 
     Larger mini-batches: the chunks run in parallel, each summing into its own
-    gradient buffer, then the update blocks, reducing the chunks in order.
+    gradient buffer, then the update blocks, reducing the chunks in order (a
+    last, shorter mini-batch of one chunk takes the fused step with a
+    parallel region per phase).
 
     Parameters
     ----------
     lanes : ndarray of int64, shape (n_lanes + 1,)
         Increasing, from 0 to ``sizes[0]``: the first layer's row split
         (:func:`fastnet.workspace.row_lanes`). Any split gives the same bits.
+    sync : ndarray of int64, shape (fastnet.kernels.sync.SYNC_SIZE,)
+        The team's counters; overwritten.
     """
+    if n_chunks(mini_batch) == 1:
+        sgd_team_(
+            params,
+            table,
+            hidden,
+            output,
+            cost,
+            labels,
+            indptr,
+            indices,
+            values,
+            order,
+            mini_batch,
+            first,
+            last,
+            eta,
+            lmbda,
+            n,
+            zs[0],
+            acts[0],
+            deltas[0],
+            lanes,
+            sync,
+        )
+        return
     n_lanes = lanes.shape[0] - 1
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     one = params.dtype.type(1)
@@ -972,6 +1026,180 @@ def sgd_parallel_(
                 params, grads, nc, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
             )
     if alpha != one:
+        scale_first_layer_(params, table, alpha)
+
+
+@njit(**PARALLEL_OPTIONS)
+def sgd_team_(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    labels,
+    indptr,
+    indices,
+    values,
+    order,
+    mini_batch,
+    first,
+    last,
+    eta,
+    lmbda,
+    n,
+    zs,
+    acts,
+    deltas,
+    lanes,
+    sync,
+):
+    """The parallel fused step for mini-batches of one chunk: mini-batches
+    ``first`` to ``last - 1`` in one parallel region.
+
+    Each of the ``len(lanes) - 1`` lanes runs :func:`team_lane_`; they meet
+    at a barrier after the samples' errors and after the update (and after a
+    fold of the first layer's scale). If the lanes do not all run at once,
+    one lane does every lane's work (:mod:`fastnet.kernels.sync`). Same
+    arguments and results as :func:`sgd_parallel_`, with `zs`, `acts`,
+    `deltas` one chunk's rows, shape (GRAD_CHUNK, n_z).
+    """
+    if last <= first:
+        return
+    n_lanes = lanes.shape[0] - 1
+    decay = params.dtype.type(1.0 - eta * lmbda / n)
+    reset_team_(sync)
+    for lane in prange(n_lanes):
+        mode = join_team(sync, lane, n_lanes)
+        if mode != OUT:
+            team_lane_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                labels,
+                indptr,
+                indices,
+                values,
+                order,
+                mini_batch,
+                first,
+                last,
+                eta,
+                decay,
+                zs,
+                acts,
+                deltas,
+                lanes,
+                sync,
+                lane,
+                mode == TEAM,
+            )
+
+
+@njit(**JIT_OPTIONS)
+def team_lane_(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    labels,
+    indptr,
+    indices,
+    values,
+    order,
+    mini_batch,
+    first,
+    last,
+    eta,
+    decay,
+    zs,
+    acts,
+    deltas,
+    lanes,
+    sync,
+    lane,
+    team,
+):
+    """One lane of :func:`sgd_team_`: its share of every mini-batch's fused
+    step, or, when not `team`, every lane's share in lane order.
+
+    Per mini-batch: (fold the first layer's scale into its weights, lane 0,
+    when :func:`lazy_factors` says so; barrier), the forward and backward
+    passes of samples ``batch[(p*m)//L : ((p+1)*m)//L]`` for lane part ``p``
+    of ``L = len(lanes) - 1`` (:func:`sample_errors_`); barrier; the update of
+    the first layer's rows ``lanes[p]`` to ``lanes[p+1] - 1``, part 0 also
+    the later layers and biases (:func:`step_rows_`); barrier. At the end
+    part 0 folds the scale back. `params` is updated in place; `zs`, `acts`,
+    `deltas` rows are written by the part that owns their samples.
+    """
+    n_lanes = lanes.shape[0] - 1
+    lo = lane if team else 0
+    hi = lane + 1 if team else n_lanes
+    one = params.dtype.type(1)
+    lazy = decay >= LAZY_DECAY_MIN
+    n_samples = order.shape[0]
+    alpha = one
+    passed = 0
+    for t in range(first, last):
+        start = t * mini_batch
+        m = min(mini_batch, n_samples - start)
+        batch = order[start : start + m]
+        step = params.dtype.type(eta / m)
+        fold, alpha_now, alpha_next, decay0, step0 = lazy_factors(alpha, decay, step, lazy, one)
+        if fold:
+            if lo == 0:
+                scale_first_layer_(params, table, alpha)
+            if team:
+                passed = barrier(sync, n_lanes, passed)
+        for part in range(lo, hi):
+            sample_errors_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                labels,
+                indptr,
+                indices,
+                values,
+                batch,
+                (part * m) // n_lanes,
+                ((part + 1) * m) // n_lanes,
+                alpha_now,
+                zs,
+                acts,
+                deltas,
+            )
+        if team:
+            passed = barrier(sync, n_lanes, passed)
+        for part in range(lo, hi):
+            # The sample this part starts the next mini-batch with.
+            upcoming = start + m + (part * min(mini_batch, n_samples - start - m)) // n_lanes
+            if upcoming < n_samples:
+                prefetch_sample(indptr, indices, values, order[upcoming])
+            step_rows_(
+                params,
+                table,
+                indptr,
+                indices,
+                values,
+                batch,
+                acts,
+                deltas,
+                decay0,
+                step0,
+                decay,
+                step,
+                lanes[part],
+                lanes[part + 1],
+                part == 0,
+            )
+        if team:
+            passed = barrier(sync, n_lanes, passed)
+        alpha = alpha_next
+    if lo == 0 and alpha != one:
         scale_first_layer_(params, table, alpha)
 
 
