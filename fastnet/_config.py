@@ -70,8 +70,9 @@ PARALLEL_BIG_WORK = 5_000_000
 
 #: When a mini-batch of one chunk (at most GRAD_CHUNK samples: the fused step)
 #: runs in parallel: the samples' passes split between threads, then the first
-#: layer's rows (two thread launches per mini-batch, about 2 us each with the
-#: omp layer). Needs at least PARALLEL_FUSED_MIN_BATCH samples and
+#: layer's rows (until 2026-12-01 two thread launches per mini-batch, about
+#: 2 us each with the omp layer; now one per driver call, see
+#: TEAM_WAIT_SPINS). Needs at least PARALLEL_FUSED_MIN_BATCH samples and
 #: PARALLEL_FUSED_MIN_WORK multiply-adds. Measured on 2 cores, shuffled order,
 #: parallel vs serial samples/s (python bench/crossover.py float32 float64):
 #: [784,30,10] mb 1 0.59x/0.57x (float32/float64), mb 2 0.82x/0.91x,
@@ -83,9 +84,14 @@ PARALLEL_BIG_WORK = 5_000_000
 #: [0.62-1.32] and 0.51x [0.38-1.17], mb 8 1.06x, mb 10 1.17x, mb 16 1.30x;
 #: float64 mb 6 1.00x, mb 10 1.25x; [784,100,10] float32 mb 4 0.83x, mb 10
 #: 1.25x. The work floor moved from 120,000 to 180,000 so that [784,30,10]
-#: mb 6 (143,000) stays on one thread.
+#: mb 6 (143,000) stayed on one thread. With one parallel region per call
+#: (12 paired rounds, /work/exp/ser_par.py, 2026-12-01): [784,30,10] float32
+#: mb 1 0.75x, mb 2 0.83x (0.34x in an earlier run), mb 3 0.74x, mb 4 1.19x
+#: and 1.26x, mb 6 1.22x and 1.18x, mb 8 1.14x; float64 mb 4 1.16x and
+#: 1.06x, mb 6 1.38x; [784,100,10] float32 mb 2 1.05x, mb 4 1.25x. So the
+#: floor is back down to 90,000: [784,30,10] mb 4 (95,000) runs in parallel.
 PARALLEL_FUSED_MIN_BATCH = 4
-PARALLEL_FUSED_MIN_WORK = 180_000
+PARALLEL_FUSED_MIN_WORK = 90_000
 
 #: The parallel fused step runs a whole driver call in one parallel region,
 #: its lanes meeting at spin barriers (fastnet.kernels.sync), instead of two
@@ -94,10 +100,15 @@ PARALLEL_FUSED_MIN_WORK = 180_000
 #: 20,000 shuffled images (/work/exp/pers/persist.py): [784,30,10] float32
 #: mb 10 1.17x and 1.19x, mb 8 1.26x; float64 mb 10 1.15x; [784,100,10]
 #: float32 mb 10 1.10x. A lane polls the arrival of the others this many times
-#: (about 1-2 ms) before it decides they are not running at once and does
-#: every lane's work itself; without JIT the lanes run one after another, so
-#: it does not wait at all.
-TEAM_WAIT_SPINS = 0 if numba.config.DISABLE_JIT else 1_000_000
+#: (a poll took 0.45 ns in a loop of a million, so about 2 ms) before it
+#: decides they are not running at once and does every lane's work itself;
+#: without JIT the lanes run one after another, so it does not wait at all.
+TEAM_WAIT_SPINS = 0 if numba.config.DISABLE_JIT else 4_000_000
+
+#: Polls of a team's barrier (about 10 us) before a waiting lane starts to
+#: yield its core between polls (fastnet.kernels.sync.barrier), so that with
+#: more threads than cores the lane it waits for gets to run.
+BARRIER_SPINS = 20_000
 
 #: When a mini-batch takes the dense driver (fastnet.kernels.dense: each
 #: layer as BLAS products per mini-batch): more than GRAD_CHUNK samples

@@ -22,7 +22,18 @@ from fastnet.kernels.sync import (
     barrier,
     join_team,
     reset_team_,
+    yield_cpu,
 )
+
+
+@pytest.fixture
+def every_thread():
+    """Numba's thread count is per calling thread, and earlier tests may have
+    lowered this one's: use every thread, restore afterwards."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    yield numba.get_num_threads()
+    numba.set_num_threads(previous)
 
 
 def python(kernel):
@@ -46,6 +57,18 @@ def test_atomics_return_old_values_and_compare(compiled):
     result = _atomics(a) if compiled else python(_atomics)(a)
     assert result == (1, 6, True, False, 4, 7)
     assert a[0] == 4 and a[8] == 7
+
+
+@njit
+def _yield_many(n):
+    for _ in range(n):
+        yield_cpu()
+    return n
+
+
+def test_yield_cpu_returns():
+    assert _yield_many(100) == 100
+    assert python(_yield_many)(3) == 3
 
 
 @njit(parallel=True)
@@ -87,8 +110,8 @@ def _run_team(n_lanes, rounds=500):
     return s, modes
 
 
-def test_team_meets_at_barriers_on_every_thread():
-    n = numba.get_num_threads()
+def test_team_meets_at_barriers_on_every_thread(every_thread):
+    n = every_thread
     if n < 2 or numba.config.DISABLE_JIT:
         pytest.skip("needs two threads running at once")
     s, modes = _run_team(n)
@@ -108,10 +131,10 @@ def test_one_thread_for_two_lanes_falls_back_to_one_lane():
     assert s[MODE] == SOLO
 
 
-def test_more_lanes_than_threads_fall_back_to_one_lane():
+def test_more_lanes_than_threads_fall_back_to_one_lane(every_thread):
     # Three lanes on two threads: one thread runs two lanes in turn, so the
     # third never meets the first; whichever gives up first does all three.
-    n = numba.get_num_threads()
+    n = every_thread
     if n < 2 or numba.config.DISABLE_JIT:
         pytest.skip("needs two threads running at once")
     s, modes = _run_team(n + 1, rounds=50)

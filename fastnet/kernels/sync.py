@@ -8,9 +8,9 @@ mini-batch they cost two parallel-region launches, about 1.6 us each with
 Numba's OpenMP layer on this project's 2-core machine (an empty two-iteration
 ``prange`` timed 20,000 times), next to 20 us of work per mini-batch of 10.
 One region per driver call, the lanes meeting at the spin barrier below,
-measured 1.15x-1.26x faster on the book's mini-batch sizes
-(``/work/exp/pers/persist.py``; numbers in fastnet._config beside
-TEAM_WAIT_SPINS).
+made the real driver 1.16x-1.23x faster on [784, 30, 10] float32, mini-batch
+10 (paired A/B against the two-region step, same bits; more in
+fastnet._config beside TEAM_WAIT_SPINS).
 
 A spin barrier deadlocks if its lanes are not all running at once, and a
 ``prange`` does not promise that (fewer threads than lanes, a chunk size set by
@@ -32,11 +32,14 @@ line so polling one does not slow the writes to another.
 
 from __future__ import annotations
 
+import sys
+import time
+
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from fastnet._config import JIT_OPTIONS, TEAM_WAIT_SPINS
+from fastnet._config import BARRIER_SPINS, JIT_OPTIONS, TEAM_WAIT_SPINS
 
 #: Indices of the counters in a sync array (int64, one cache line apart).
 ARRIVED = 0
@@ -101,6 +104,21 @@ def atomic_cas(a, i, expected, new):
         a[i] = new
         return True
     return False
+
+
+def yield_cpu():
+    """Offer this thread's core to another runnable thread.
+
+    Compiled as a call to the C library's ``sched_yield`` (``SwitchToThread``
+    on Windows), which returns at once when nothing else is waiting (about
+    0.6 us on this project's machine); ``time.sleep(0)`` without JIT.
+    """
+    time.sleep(0)
+
+
+_SCHED_YIELD = types.ExternalFunction(
+    "SwitchToThread" if sys.platform == "win32" else "sched_yield", types.int32()
+)
 
 
 def _int64_vector(a):
@@ -185,6 +203,14 @@ def _atomic_cas(a, i, expected, new):
     return impl
 
 
+@overload(yield_cpu, jit_options=JIT_OPTIONS)
+def _yield_cpu():
+    def impl():
+        _SCHED_YIELD()
+
+    return impl
+
+
 @njit(**JIT_OPTIONS)
 def reset_team_(sync):
     """Zero the counters in `sync`, before the ``prange`` that runs a team.
@@ -241,6 +267,11 @@ def barrier(sync, n_lanes, passed):
     """
     atomic_add(sync, PASSED, 1)
     target = (passed + 1) * n_lanes
+    polls = 0
     while atomic_load(sync, PASSED) < target:
-        pass
+        polls += 1
+        # More threads than cores (two teams at once, a busy machine): the
+        # lane waited for may be off its core; spinning on would keep it off.
+        if polls > BARRIER_SPINS:
+            yield_cpu()
     return passed + 1
