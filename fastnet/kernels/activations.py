@@ -7,7 +7,9 @@ the row's dtype: float32 rows are computed in float32.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
 
 from fastnet._config import JIT_OPTIONS
 from fastnet.kernels.codes import (
@@ -19,6 +21,113 @@ from fastnet.kernels.codes import (
     SOFTMAX,
     TANH,
 )
+
+
+def exp_(x):
+    """``exp(x)`` for the sigmoid: :func:`exp32` for float32, NumPy's
+    otherwise (so float64 keeps the reference's bits)."""
+    if isinstance(x, np.float32):
+        return exp32(x)
+    return np.exp(x)
+
+
+@overload(exp_, jit_options=JIT_OPTIONS)
+def _exp_(x):
+    if x == types.float32:
+        return lambda x: exp32(x)
+    return lambda x: np.exp(x)
+
+
+#: exp(r) on [-ln(2)/2, ln(2)/2] as a degree-6 polynomial: a least-squares fit
+#: at 200 Chebyshev nodes, made once in float64
+#: (``np.polynomial.polynomial.polyfit(nodes, np.exp(nodes), 6)``) and rounded
+#: to float32 (kept as literals so that no machine's LAPACK changes a bit).
+_EXP_POLY = (
+    1.0,
+    1.0,
+    0.5,
+    0.16666415333747864,
+    0.041666217148303986,
+    0.008375128731131554,
+    0.001394858118146658,
+)
+#: ln(2) split so that ``k * _LN2_HI`` is exact for |k| < 2^15, and 1/ln(2).
+_LN2_HI = 0.693359375
+_LN2_LO = -0.00021219444170128554
+_LOG2E = 1.4426950216293335
+#: Inputs are clamped to [_EXP_LO, _EXP_HI] so that 2^k stays a normal float32.
+_EXP_LO = -87.0
+_EXP_HI = 88.0
+
+
+def float32_from_bits(i):
+    """The float32 whose bits are the int32 `i` (a bit cast, no conversion).
+
+    Examples
+    --------
+    >>> float(float32_from_bits(127 << 23))
+    1.0
+    """
+    return np.array(i, np.int32).view(np.float32)[()]
+
+
+@intrinsic
+def _llvm_bitcast_to_float32(typingctx, i):
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = context.cast(builder, args[0], signature.args[0], types.int32)
+        return builder.bitcast(bits, ir.FloatType())
+
+    return types.float32(i), codegen
+
+
+@overload(float32_from_bits, jit_options=JIT_OPTIONS)
+def _float32_from_bits(i):
+    return lambda i: _llvm_bitcast_to_float32(i)
+
+
+@njit(**JIT_OPTIONS)
+def exp32(x):
+    """``exp(x)`` for a float32 `x`, in float32 arithmetic that LLVM
+    vectorizes (libm's ``expf``, a function call, kept the sigmoid loops
+    scalar).
+
+    ``x = k ln2 + r`` with ``k`` the nearest integer to ``x / ln2``, ``exp(r)``
+    from a polynomial (``_EXP_POLY``), times ``2^k`` built from its bits.
+    Largest error on 2,000,001 points of [-87, 88]: 1.32 ulp (NumPy's float32
+    ``exp``: 2.37 ulp); a sigmoid over a million float32 values took 1.1 ms
+    against 5.7 ms with ``np.exp`` (/work/exp/vexp.py). Inputs outside
+    [-87, 88] are clamped (the sigmoid then gives 1 or below 1e-38 rather
+    than 0); NaN gives NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(exp32(np.float32(1.0)))  # doctest: +ELLIPSIS
+    2.71828...
+    """
+    f = np.float32
+    # NaN goes through the arithmetic as 0 (k stays defined); the last line
+    # returns it.
+    y = x if x == x else f(0)
+    y = f(_EXP_HI) if y > f(_EXP_HI) else y
+    y = f(_EXP_LO) if y < f(_EXP_LO) else y
+    t = y * f(_LOG2E)
+    k = np.int32(t + f(0.5)) if t >= f(0) else np.int32(t - f(0.5))
+    n = f(k)
+    r = (y - n * f(_LN2_HI)) - n * f(_LN2_LO)
+    c0, c1, c2, c3, c4, c5, c6 = _EXP_POLY
+    p = f(c6)
+    p = p * r + f(c5)
+    p = p * r + f(c4)
+    p = p * r + f(c3)
+    p = p * r + f(c2)
+    p = p * r + f(c1)
+    p = p * r + f(c0)
+    e = p * float32_from_bits((k + np.int32(127)) << np.int32(23))
+    return e if x == x else x
 
 
 @njit(**JIT_OPTIONS)
@@ -39,7 +148,7 @@ def activate_(code, z, a):
     n = z.shape[0]
     if code == SIGMOID:
         for i in range(n):
-            a[i] = one / (one + np.exp(-z[i]))
+            a[i] = one / (one + exp_(-z[i]))
     elif code == TANH:
         for i in range(n):
             a[i] = np.tanh(z[i])
