@@ -925,8 +925,8 @@ def sgd_parallel_(
 
     Larger mini-batches: the chunks run in parallel, each summing into its own
     gradient buffer, then the update blocks, reducing the chunks in order (a
-    last, shorter mini-batch of one chunk takes the fused step with a
-    parallel region per phase).
+    last, shorter mini-batch of one chunk takes the fused step through
+    :func:`sgd_team_`).
 
     Parameters
     ----------
@@ -961,11 +961,7 @@ def sgd_parallel_(
             sync,
         )
         return
-    n_lanes = lanes.shape[0] - 1
     decay = params.dtype.type(1.0 - eta * lmbda / n)
-    one = params.dtype.type(1)
-    lazy = decay >= LAZY_DECAY_MIN
-    alpha = one
     n_weights = table[0, B_OFF]
     n_samples = order.shape[0]
     n_params = params.shape[0]
@@ -977,55 +973,34 @@ def sgd_parallel_(
         step = params.dtype.type(eta / m)
         nc = n_chunks(m)
         if nc == 1:
-            alpha, alpha_next, decay0, step0 = first_layer_factors(
-                params, table, alpha, decay, step, lazy
+            # The last, short mini-batch of a call whose others are
+            # chunked: the fused step (the path depends on m), its first
+            # layer's scale starting at 1 and folded back at the end, as
+            # the serial driver does.
+            sgd_team_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                labels,
+                indptr,
+                indices,
+                values,
+                order,
+                mini_batch,
+                t,
+                t + 1,
+                eta,
+                lmbda,
+                n,
+                zs[0],
+                acts[0],
+                deltas[0],
+                lanes,
+                sync,
             )
-            for lane in prange(n_lanes):
-                sample_errors_(
-                    params,
-                    table,
-                    hidden,
-                    output,
-                    cost,
-                    labels,
-                    indptr,
-                    indices,
-                    values,
-                    batch,
-                    (lane * m) // n_lanes,
-                    ((lane + 1) * m) // n_lanes,
-                    alpha,
-                    zs[0],
-                    acts[0],
-                    deltas[0],
-                )
-            for lane in prange(n_lanes):
-                # The sample this lane starts the next mini-batch with.
-                upcoming = start + m + (lane * min(mini_batch, n_samples - start - m)) // n_lanes
-                if upcoming < n_samples:
-                    prefetch_sample(indptr, indices, values, order[upcoming])
-                step_rows_(
-                    params,
-                    table,
-                    indptr,
-                    indices,
-                    values,
-                    batch,
-                    acts[0],
-                    deltas[0],
-                    decay0,
-                    step0,
-                    decay,
-                    step,
-                    lanes[lane],
-                    lanes[lane + 1],
-                    lane == 0,
-                )
-            alpha = alpha_next
             continue
-        if alpha != one:
-            scale_first_layer_(params, table, alpha)
-            alpha = one
         for c in prange(nc):
             chunk_gradient_(
                 params,
@@ -1048,8 +1023,6 @@ def sgd_parallel_(
             update_block_(
                 params, grads, nc, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
             )
-    if alpha != one:
-        scale_first_layer_(params, table, alpha)
 
 
 @njit(**PARALLEL_OPTIONS)
