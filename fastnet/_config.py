@@ -129,9 +129,9 @@ DENSE_MIN_WORK = 200_000
 
 #: How the dense driver uses two threads (no constant: the split is fixed in
 #: fastnet.kernels.dense.sgd_dense_): its first layer's inputs are split into
-#: two halves whose products run in parallel (since 2026-12-01 only the
-#: weight gradient's; the forward sums come from the non-zero index, the rows
-#: split in two halves), so
+#: two halves whose products run in parallel (since 2026-12-01 no products:
+#: the first layer reads the non-zero index, its weight gradient split into
+#: the same input halves, its forward sums into two halves of the rows), so
 #: the bits do not depend on the thread count (BLAS's own threading gave
 #: different bits on 1 and 2 threads, and is held to one thread). Measured on 2
 #: threads, [784,256,128,10] mb 64: float32 64.0k-75.6k samples/s with the

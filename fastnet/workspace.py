@@ -53,8 +53,6 @@ class DenseWorkspace:
     ----------
     key : tuple
         ``(sizes, dtype, mini_batch, "dense")``.
-    xb : ndarray, shape (mini_batch * sizes[0],)
-        The gathered inputs of a mini-batch.
     zs, acts, deltas : ndarray, shape (mini_batch * layout.n_z,)
         Layer-major: layer ``l`` is the ``(m, n_out)`` block at
         ``mini_batch * layout.table[l, Z_OFF]``.
@@ -65,7 +63,6 @@ class DenseWorkspace:
 
     def __init__(self, layout: Layout, dtype, mini_batch: int):
         self.key = (layout.sizes, np.dtype(dtype), mini_batch, "dense")
-        self.xb = np.zeros(mini_batch * layout.sizes[0], dtype)
         self.zs = np.zeros(mini_batch * layout.n_z, dtype)
         self.acts = np.zeros(mini_batch * layout.n_z, dtype)
         self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
@@ -74,7 +71,7 @@ class DenseWorkspace:
     @property
     def buffers(self):
         """The buffers in the order :func:`~fastnet.kernels.dense.sgd_dense_` takes them."""
-        return self.xb, self.zs, self.acts, self.deltas, self.grads
+        return self.zs, self.acts, self.deltas, self.grads
 
 
 def row_lanes(n_in: int, n_lanes: int) -> np.ndarray:

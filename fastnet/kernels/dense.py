@@ -2,16 +2,17 @@
 
 For large mini-batches on wide layers, the per-sample loops of
 :mod:`fastnet.kernels.mlp` cannot match BLAS. This driver runs every later
-layer's forward pass, backpropagation and every weight gradient as one
-``np.dot`` each (Numba calls the BLAS that SciPy ships), so a whole epoch
-still runs in one compiled call. The first layer's forward sums are the
-exception: each row's are added from the non-zero index
-(:func:`fastnet.kernels.mlp.first_layer_sums_`, as the loop kernels do),
-skipping MNIST's 81% zeros, which beat gathering the inputs and one BLAS
-product (paired A/B of the whole driver, 2026-12-01: [784, 30, 10]
-mini-batch 100 float32 1.06x, float64 1.15x; [784, 100, 10] mini-batch 100
-1.27x; [784, 256, 128, 10] mini-batch 64 1.31x). The inputs are still
-gathered into a matrix for the first layer's weight gradient.
+layer's forward pass, backpropagation and weight gradient as one ``np.dot``
+each (Numba calls the BLAS that SciPy ships), so a whole epoch still runs in
+one compiled call. The first layer reads its inputs from the non-zero index
+instead, skipping MNIST's 81% zeros: its forward sums row by row
+(:func:`fastnet.kernels.mlp.first_layer_sums_`, as the loop kernels do) and
+its weight gradient input by input (:func:`first_gradient_rows_`). Both beat
+gathering the inputs into a matrix for BLAS products (paired A/B of the
+whole driver, 2026-12-01, forward then gradient: [784, 30, 10] mini-batch
+100 float32 1.06x then 1.06x, float64 1.15x then 1.26x; [784, 100, 10]
+mini-batch 100 1.27x then 1.13x; [784, 256, 128, 10] mini-batch 64 1.31x
+then 1.13x).
 ``fastnet.network.use_dense`` decides where the driver is used, from the
 mini-batch size and the layer sizes only, never from the thread count.
 
@@ -64,7 +65,6 @@ from fastnet.kernels.mlp import (
     sum_chunks,
     update_block_,
 )
-from fastnet.kernels.prefetch import prefetch_sample
 
 
 @njit(**JIT_OPTIONS)
@@ -241,38 +241,40 @@ def later_gradients_(table, stride, m, acts, deltas, grad):
 
 
 @njit(**JIT_OPTIONS)
-def gather_columns_(indptr, indices, values, rows, k_lo, x):
-    """Fill ``x[r]`` with columns ``k_lo`` to ``k_lo + x.shape[1] - 1`` of
-    sample ``rows[r]``'s inputs, from the non-zero index.
+def first_gradient_rows_(indptr, indices, values, rows, d, k_lo, k_hi, g):
+    """``g[k] = sum_r x[r, k] * d[r]`` for the first layer's rows
+    ``k_lo <= k < k_hi``, from the non-zero index, rows ``r`` added in order.
 
-    Zeroing a row held in cache and writing its ~19% non-zero entries reads
-    two short runs per sample where copying a row of `X` reads 3 KB from
-    memory (one thread, 100 shuffled MNIST rows at a time, us per row:
-    float32 0.70 copying vs 0.40 from the index, float64 0.88 vs 0.55;
-    ``/work/exp/gather.py``, throwaway). The values are the same, except that
-    a ``-0.0`` input (not in the index) is gathered as ``+0.0``.
+    Replaced gathering the inputs into a matrix and one BLAS product
+    ``x[:, k_lo:k_hi].T @ d``: skipping MNIST's 81% zeros won (paired A/B of
+    the whole driver, 2026-12-01: [784, 30, 10] mini-batch 100 float32
+    1.06x, float64 1.26x; [784, 100, 10] mini-batch 100 1.13x;
+    [784, 256, 128, 10] mini-batch 64 1.13x).
 
     Parameters
     ----------
     indptr, indices, values : ndarray
-        Non-zero index of the data (:func:`fastnet.kernels.mlp.nonzero_index_`),
-        values in the dtype of `x`.
+        Non-zero index of the data (:func:`fastnet.kernels.mlp.nonzero_index_`).
     rows : ndarray of int64, shape (m,)
-    k_lo : int
-    x : ndarray, shape (m, n_cols), C-contiguous
-        Overwritten.
+        The mini-batch's samples.
+    d : ndarray, shape (m, stride)
+        The first layer's errors, one row per sample.
+    k_lo, k_hi : int
+    g : ndarray, shape (n_in, stride)
+        The first layer's gradient block; rows ``k_lo:k_hi`` overwritten.
     """
-    m = rows.shape[0]
-    k_hi = k_lo + x.shape[1]
-    for r in range(m):
-        if r + 1 < m:
-            prefetch_sample(indptr, indices, values, rows[r + 1])
-        xr = x[r]
-        for c in range(xr.shape[0]):
-            xr[c] = 0
+    for k in range(k_lo, k_hi):
+        gk = g[k]
+        for j in range(gk.shape[0]):
+            gk[j] = 0
+    for r in range(rows.shape[0]):
         cols, v = sample_inputs(indptr, indices, values, rows[r])
+        dr = d[r]
         for q in range(np.searchsorted(cols, k_lo), np.searchsorted(cols, k_hi)):
-            xr[cols[q] - k_lo] = v[q]
+            c = v[q]
+            gk = g[cols[q]]
+            for j in range(gk.shape[0]):
+                gk[j] += c * dr[j]
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -294,7 +296,6 @@ def sgd_dense_(
     eta,
     lmbda,
     n,
-    xb,
     zs,
     acts,
     deltas,
@@ -302,15 +303,14 @@ def sgd_dense_(
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch as matrix products.
 
-    Two threads each gather one half of the inputs, ``x[:, :k]`` or
-    ``x[:, k:]``, from the non-zero index (:func:`gather_columns_`), and
-    take one half of the rows through the first layer (its sums from the
-    index, :func:`fastnet.kernels.mlp.first_layer_sums_`), forward through
-    the later layers and back to their errors (:func:`errors_rows_`; each
-    row depends on itself only). Then the two halves of the first layer's
-    weight gradient, ``x[:, :k].T @ delta`` and ``x[:, k:].T @ delta``, are
-    computed in parallel, the second with the later layers' and the biases'
-    gradients (:func:`later_gradients_`). Then the book's step
+    Two threads each take one half of the rows through the first layer (its
+    sums from the non-zero index,
+    :func:`fastnet.kernels.mlp.first_layer_sums_`), forward through the
+    later layers and back to their errors (:func:`errors_rows_`; each row
+    depends on itself only). Then they sum the first layer's weight gradient
+    from the index, one half of its inputs each
+    (:func:`first_gradient_rows_`), the second thread also the later layers'
+    and the biases' gradients (:func:`later_gradients_`, BLAS). Then the book's step
     ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
     ``b <- b - (eta/m) sum grad_b`` runs over fixed blocks of parameters in a
     ``prange``. The split depends on the sizes only, so the bits do not depend
@@ -326,9 +326,7 @@ def sgd_dense_(
         As in :func:`fastnet.kernels.mlp.sgd_serial_` (`X` is not read).
     indptr, indices, values : ndarray
         Non-zero index of the data, values in the dtype of `params`; the
-        inputs are gathered from it.
-    xb : ndarray, shape (mini_batch * sizes[0],)
-        Scratch for the gathered inputs.
+        first layer reads its inputs from it.
     zs, acts, deltas : ndarray, shape (mini_batch * n_z,)
         Layer-major scratch (see the module docstring).
     grads : ndarray, shape (1, n_params)
@@ -368,9 +366,6 @@ def sgd_dense_(
         m = min(mini_batch, n_samples - start)
         rows = order[start : start + m]
         step = params.dtype.type(eta / m)
-        # The inputs gathered as two matrices, x[:, :k] then x[:, k:].
-        x_lo = xb[: m * k].reshape((m, k))
-        x_hi = xb[m * k : m * n_in0].reshape((m, n_in0 - k))
         z0 = layer_block(zs, table, 0, mini_batch, m)
         a0 = layer_block(acts, table, 0, mini_batch, m)
         b0 = table[0, B_OFF]
@@ -381,10 +376,6 @@ def sgd_dense_(
         for half in prange(2):
             r_lo = 0 if half == 0 else h
             r_hi = h if half == 0 else m
-            if half == 0:
-                gather_columns_(indptr, indices, values, rows, 0, x_lo)
-            else:
-                gather_columns_(indptr, indices, values, rows, k, x_hi)
             if r_lo < r_hi:
                 for r in range(r_lo, r_hi):
                     cols, v = sample_inputs(indptr, indices, values, rows[r])
@@ -394,8 +385,9 @@ def sgd_dense_(
                     activate_(code0, z0[r, :n_out0], a0[r, :n_out0])
                     for j in range(n_out0, a0.shape[1]):
                         a0[r, j] = 0
+                # (From layer 1 on, forward_rows_ does not read its inputs.)
                 forward_rows_(
-                    params, table, hidden, output, x_lo, 1, mini_batch, m, r_lo, r_hi, zs, acts
+                    params, table, hidden, output, z0, 1, mini_batch, m, r_lo, r_hi, zs, acts
                 )
                 errors_rows_(
                     params,
@@ -417,9 +409,9 @@ def sgd_dense_(
         d0 = layer_block(deltas, table, 0, mini_batch, m)
         for half in prange(2):
             if half == 0:
-                np.dot(x_lo.T, d0, g0[:k])
+                first_gradient_rows_(indptr, indices, values, rows, d0, 0, k, g0)
             else:
-                np.dot(x_hi.T, d0, g0[k:])
+                first_gradient_rows_(indptr, indices, values, rows, d0, k, n_in0, g0)
                 later_gradients_(table, mini_batch, m, acts, deltas, grad)
         for blk in prange(n_update):
             lo = blk * UPDATE_BLOCK

@@ -11,7 +11,7 @@ entries (``indptr``, ``indices``, ``values``, built once per data set by
 non-zero pixels (19% of MNIST), read as two contiguous runs per sample, and
 the next sample's runs are prefetched (:mod:`fastnet.kernels.prefetch`). Every
 SGD driver takes `X`, so that all have one signature, but reads only the
-index (the dense driver too: it gathers its BLAS operands from it).
+index (the dense driver too, for its first layer).
 
 Weights are stored input-major (row ``k`` of a layer's block holds the weights
 leaving input ``k``), the first layer's rows padded with zeros to
@@ -219,7 +219,7 @@ def first_layer_sums_(params, w_off, stride, cols, v, zw):
     forward pass 17% faster on [784, 30, 10]; the same for hidden layers
     gained 3%, within noise, and was left out). The order is fixed, so the
     bits do not depend on the thread count. Used by the loop kernels and by
-    the dense driver, where it replaced a gather and a BLAS product.
+    the dense driver, where it replaced a BLAS product on gathered inputs.
     """
     for j in range(stride):
         zw[j] = 0

@@ -19,9 +19,9 @@ rows of X as the kernels then did): 1.61 / 2.63 / 1.92 without, 1.20 / 2.32 /
 10, paired rounds against the kernels before the prefetch and the
 ``values`` index of :func:`fastnet.kernels.mlp.nonzero_index_`), with both:
 float32 1.42x on one thread, 1.22x on two; float64 1.16x; [784, 100, 10]
-1.09x. The dense driver gathers its inputs from the same index, one sample
-ahead (until 2026-12-01 it copied rows of X, prefetched four rows ahead:
-1.08x to 1.15x at mini-batch 100 on [784, 30, 10] float32).
+1.09x. (The dense driver once copied rows of X, prefetched four rows ahead:
+1.08x to 1.15x at mini-batch 100 on [784, 30, 10] float32; it now reads
+the same index.)
 """
 
 from __future__ import annotations
