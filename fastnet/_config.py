@@ -30,8 +30,8 @@ GRAD_CHUNK = 16
 #: mini-batch size only, never on the thread count.
 MAX_GRAD_CHUNKS = 32
 
-#: Parameters per block of the parallel update (the SGD step after the chunk
-#: reduction). Each block is owned by one iteration of a ``prange``.
+#: Parameters per block of the dense driver's parallel update (the SGD step
+#: after the gradient sums). Each block is owned by one iteration of a ``prange``.
 UPDATE_BLOCK = 4096
 
 #: Number of fixed chunks an evaluation pass (accuracy, cost) is split into;
@@ -56,17 +56,15 @@ EVAL_CHUNKS = 64
 ALPHA_FOLD = 2.0**-10
 LAZY_DECAY_MIN = 0.5
 
-#: When the parallel epoch kernel is used: mini-batches of at least
-#: PARALLEL_MIN_WORK multiply-adds (mini_batch * n_weights) split into at least
-#: PARALLEL_MIN_CHUNKS chunks, or of at least PARALLEL_BIG_WORK whatever the
-#: chunk count. Measured on 2 cores, float32, parallel vs serial samples/s
-#: (python bench/crossover.py): [784,30,10] mb 32 0.71x,
-#: mb 64 1.38x, mb 200 1.61x; [784,100,10] mb 32 0.62x, mb 64 1.30x;
-#: [784,256,128,10] mb 17 1.07x, mb 32 1.36x, mb 64 1.61x. Mini-batches of at
-#: most GRAD_CHUNK samples are one chunk: see PARALLEL_FUSED_MIN_WORK.
-PARALLEL_MIN_WORK = 1_500_000
-PARALLEL_MIN_CHUNKS = 4
-PARALLEL_BIG_WORK = 5_000_000
+#: Until 2026-12-01 mini-batches of several chunks (more than GRAD_CHUNK
+#: samples) could also run in parallel, a chunk per thread, from 1,500,000
+#: multiply-adds (mini_batch * n_weights) in at least 4 chunks or 5,000,000
+#: in any (measured on 2 cores, float32, parallel vs serial samples/s, python
+#: bench/crossover.py: [784,30,10] mb 32 0.71x, mb 64 1.38x, mb 200 1.61x;
+#: [784,100,10] mb 32 0.62x, mb 64 1.30x; [784,256,128,10] mb 17 1.07x, mb
+#: 32 1.36x, mb 64 1.61x). Every such mini-batch has more than DENSE_MIN_WORK
+#: multiply-adds and so takes the dense driver, which beat it; the path was
+#: never chosen and is gone. Such mini-batches below DENSE_MIN_WORK run serially.
 
 #: When a mini-batch of one chunk (at most GRAD_CHUNK samples: the fused step)
 #: runs in parallel: the samples' passes split between threads, then the first

@@ -18,11 +18,8 @@ from fastnet._config import (
     DENSE_EVAL_ROWS,
     DENSE_MIN_WORK,
     GRAD_CHUNK,
-    PARALLEL_BIG_WORK,
     PARALLEL_FUSED_MIN_BATCH,
     PARALLEL_FUSED_MIN_WORK,
-    PARALLEL_MIN_CHUNKS,
-    PARALLEL_MIN_WORK,
 )
 from fastnet._validation import (
     check_choice,
@@ -686,15 +683,14 @@ def use_dense(mini_batch: int, n_weights: int) -> bool:
 
 
 def use_parallel(mini_batch: int, n_weights: int) -> bool:
-    """Whether mini-batches of this size go to the parallel epoch kernel (see
-    PARALLEL_MIN_WORK and PARALLEL_FUSED_MIN_WORK in fastnet._config for the
-    measurements behind it)."""
-    work = mini_batch * n_weights
-    chunks = int(mlp.n_chunks(mini_batch))
-    if chunks == 1:
-        return mini_batch >= PARALLEL_FUSED_MIN_BATCH and work >= PARALLEL_FUSED_MIN_WORK
-    return work >= PARALLEL_BIG_WORK or (
-        work >= PARALLEL_MIN_WORK and chunks >= PARALLEL_MIN_CHUNKS
+    """Whether mini-batches of this size go to the parallel fused step,
+    :func:`fastnet.kernels.mlp.sgd_parallel_` (mini-batches of one chunk; see
+    PARALLEL_FUSED_MIN_WORK in fastnet._config for the measurements behind
+    it). Larger ones take the dense driver or the serial one."""
+    return (
+        mlp.n_chunks(mini_batch) == 1
+        and mini_batch >= PARALLEL_FUSED_MIN_BATCH
+        and mini_batch * n_weights >= PARALLEL_FUSED_MIN_WORK
     )
 
 

@@ -195,7 +195,7 @@ def mnist_like(n=600, seed=0):
         ([784, 30, 10], 10, {"serial", "parallel"}),  # the fused step
         ([784, 30, 10], 17, {"dense"}),
         ([784, 30, 10], 100, {"dense"}),
-        ([12, 9, 4], 100, {"serial", "parallel"}),  # toy layers stay on loops
+        ([12, 9, 4], 100, {"serial"}),  # toy layers stay on one thread's loops
     ],
 )
 def test_train_picks_the_driver_by_size(sizes, mini_batch, expected):
@@ -203,6 +203,14 @@ def test_train_picks_the_driver_by_size(sizes, mini_batch, expected):
     history = net.train(_data(sizes), 1, mini_batch, 0.1)
     assert history.header["kernel"] in expected
     assert network_module.use_dense(mini_batch, net.layout.n_weights) == (expected == {"dense"})
+
+
+@pytest.mark.parametrize("mini_batch", [GRAD_CHUNK + 1, 100, 10_000])
+def test_mini_batches_of_several_chunks_never_take_the_parallel_driver(mini_batch):
+    # The parallel driver takes one chunk; more goes dense if there is work to split.
+    for n_weights in (1, 1_000, 10**7):
+        assert not network_module.use_parallel(mini_batch, n_weights)
+    assert network_module.use_dense(mini_batch, 10**7)
 
 
 def _data(sizes):

@@ -29,6 +29,17 @@ DRIVERS = {"serial": mlp.sgd_serial_, "parallel": mlp.sgd_parallel_}
 THREADS = sorted({1, max_threads()})
 
 
+def takes(driver, mini_batch):
+    """Whether `driver` takes mini-batches of this size: the parallel one
+    takes one chunk (at most GRAD_CHUNK samples) only."""
+    return driver == "serial" or mini_batch <= GRAD_CHUNK
+
+
+def driver_cases(mini_batches):
+    """``(driver, mini_batch)`` for every driver and every size it takes."""
+    return [(d, m) for d in DRIVERS for m in mini_batches if takes(d, m)]
+
+
 def kernel_codes(cost, activation):
     return (
         codes.HIDDEN_ACTIVATIONS[activation],
@@ -93,8 +104,7 @@ def run_epoch(
     )
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
-@pytest.mark.parametrize("mini_batch", [1, 7, GRAD_CHUNK, 23, 50, 64])
+@pytest.mark.parametrize("driver,mini_batch", driver_cases([1, 7, GRAD_CHUNK, 23, 50, 64]))
 @pytest.mark.parametrize("cost,activation", PAIRS)
 def test_epoch_matches_reference_float64(driver, mini_batch, cost, activation):
     # n = 50: mini-batches of 7 and 23 leave a short last batch, 64 > n is one batch.
@@ -119,9 +129,8 @@ def test_padded_layouts_are_padded():
 
 
 @pytest.mark.parametrize("sizes", PADDED)
-@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("driver,mini_batch", driver_cases([1, 10, 23]))
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("mini_batch", [1, 10, 23])
 @pytest.mark.parametrize(
     "cost,activation", [("cross_entropy", "sigmoid"), ("log_likelihood", "relu")]
 )
@@ -231,7 +240,7 @@ def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch
     results = {}
     previous = numba.get_num_threads()
     try:
-        for driver in DRIVERS:
+        for driver in (d for d in DRIVERS if takes(d, mini_batch)):
             # The parallel fused step splits the first layer's rows into lanes:
             # one lane, one per thread, and an uneven split with an empty lane.
             splits = [None] if driver == "serial" else [[0, 30], [0, 15, 30], [0, 0, 7, 30]]
@@ -484,6 +493,24 @@ def test_epoch_allocates_nothing_per_mini_batch(driver):
     # Whatever a call costs (argument wrapping), 40 mini-batches cost the same as 1.
     assert s2.alloc - s1.alloc == s1.alloc - s0.alloc
     assert s2.alloc - s2.free == s0.alloc - s0.free
+
+
+def test_parallel_driver_refuses_mini_batches_of_several_chunks():
+    lay, params, X, y = problem((12, 9, 4), 40)
+    with pytest.raises(ValueError, match="mini_batch must be at most GRAD_CHUNK"):
+        run_epoch(
+            "parallel",
+            lay,
+            params,
+            X,
+            y,
+            np.arange(40),
+            GRAD_CHUNK + 1,
+            0.5,
+            1.0,
+            "cross_entropy",
+            "sigmoid",
+        )
 
 
 def test_n_chunks_depends_on_batch_size_only():

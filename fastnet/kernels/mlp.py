@@ -40,7 +40,6 @@ from fastnet._config import (
     JIT_OPTIONS,
     LAZY_DECAY_MIN,
     MAX_GRAD_CHUNKS,
-    UPDATE_BLOCK,
 )
 from fastnet.kernels.activations import (
     activate_,
@@ -418,8 +417,8 @@ def chunk_gradients_(
     grads,
 ):
     """Each chunk's gradient sum for the mini-batch ``batch`` into
-    ``grads[c]``, one chunk after another (the parallel driver runs the same
-    chunks in a ``prange``). Returns the number of chunks, ``n_chunks(len(batch))``.
+    ``grads[c]``, one chunk after another. Returns the number of chunks,
+    ``n_chunks(len(batch))``.
     """
     m = batch.shape[0]
     nc = n_chunks(m)
@@ -911,154 +910,48 @@ def sgd_parallel_(
     lanes,
     sync,
 ):
-    """Same as :func:`sgd_serial_`, with each mini-batch's work spread over
-    threads. Gives the same bits as the serial driver.
+    """Same as :func:`sgd_serial_` for mini-batches of one chunk
+    (``mini_batch <= GRAD_CHUNK``, the book's 10), each mini-batch's fused
+    step spread over threads. Gives the same bits as the serial driver.
 
-    Mini-batches of one chunk (``mini_batch <= GRAD_CHUNK``, the book's 10)
-    take the fused step in two phases per mini-batch, run by
-    :func:`sgd_team_` in one parallel region for the whole call: the samples'
-    forward and backward passes, split into ``len(lanes) - 1`` contiguous runs
-    of samples; then the update, lane ``t`` owning the first layer's rows
-    ``lanes[t]`` to ``lanes[t+1] - 1`` and lane 0 also every later layer and
-    the biases. Each parameter sees the serial step's operations in the serial
-    order.
+    The whole call is one parallel region: each of the ``len(lanes) - 1``
+    lanes runs :func:`team_lane_`, and the lanes meet at a barrier after the
+    samples' forward and backward passes (split into contiguous runs of
+    samples) and after the update (lane ``t`` owning the first layer's rows
+    ``lanes[t]`` to ``lanes[t+1] - 1``, lane 0 also every later layer and
+    the biases), and after a fold of the first layer's scale. Each parameter
+    sees the serial step's operations in the serial order. If the lanes do
+    not all run at once, one lane does every lane's work
+    (:mod:`fastnet.kernels.sync`).
 
-    Larger mini-batches: the chunks run in parallel, each summing into its own
-    gradient buffer, then the update blocks, reducing the chunks in order (a
-    last, shorter mini-batch of one chunk takes the fused step through
-    :func:`sgd_team_`).
+    Larger mini-batches take the dense driver or the serial one
+    (``fastnet.network.use_dense``): a parallel loop over their chunks,
+    which this driver had until 2026-12-01, was never chosen once the dense
+    driver took every mini-batch of more than GRAD_CHUNK samples with enough
+    work to split.
 
     Parameters
     ----------
+    params, table, hidden, output, cost, X, labels
+        As in :func:`sgd_serial_`, and so are `indptr`, `indices`, `values`,
+        `order`, `mini_batch`, `first`, `last`, `eta`, `lmbda` and `n`.
+    zs, acts, deltas : ndarray, shape (1, GRAD_CHUNK, n_z)
+        The chunk's scratch rows (``TrainWorkspace`` for such mini-batches).
+    grads : ndarray
+        Unused (taken so that both drivers have one signature).
     lanes : ndarray of int64, shape (n_lanes + 1,)
         Increasing, from 0 to ``sizes[0]``: the first layer's row split
         (:func:`fastnet.workspace.row_lanes`). Any split gives the same bits.
     sync : ndarray of int64, shape (fastnet.kernels.sync.SYNC_SIZE,)
         The team's counters; overwritten.
+
+    Raises
+    ------
+    ValueError
+        If `mini_batch` is more than GRAD_CHUNK.
     """
-    if n_chunks(mini_batch) == 1:
-        sgd_team_(
-            params,
-            table,
-            hidden,
-            output,
-            cost,
-            labels,
-            indptr,
-            indices,
-            values,
-            order,
-            mini_batch,
-            first,
-            last,
-            eta,
-            lmbda,
-            n,
-            zs[0],
-            acts[0],
-            deltas[0],
-            lanes,
-            sync,
-        )
-        return
-    decay = params.dtype.type(1.0 - eta * lmbda / n)
-    n_weights = table[0, B_OFF]
-    n_samples = order.shape[0]
-    n_params = params.shape[0]
-    n_blocks = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
-    for t in range(first, last):
-        start = t * mini_batch
-        m = min(mini_batch, n_samples - start)
-        batch = order[start : start + m]
-        step = params.dtype.type(eta / m)
-        nc = n_chunks(m)
-        if nc == 1:
-            # The last, short mini-batch of a call whose others are
-            # chunked: the fused step (the path depends on m), its first
-            # layer's scale starting at 1 and folded back at the end, as
-            # the serial driver does.
-            sgd_team_(
-                params,
-                table,
-                hidden,
-                output,
-                cost,
-                labels,
-                indptr,
-                indices,
-                values,
-                order,
-                mini_batch,
-                t,
-                t + 1,
-                eta,
-                lmbda,
-                n,
-                zs[0],
-                acts[0],
-                deltas[0],
-                lanes,
-                sync,
-            )
-            continue
-        for c in prange(nc):
-            chunk_gradient_(
-                params,
-                table,
-                hidden,
-                output,
-                cost,
-                labels,
-                indptr,
-                indices,
-                values,
-                batch[(c * m) // nc : ((c + 1) * m) // nc],
-                zs[c],
-                acts[c],
-                deltas[c],
-                grads[c],
-            )
-        for blk in prange(n_blocks):
-            lo = blk * UPDATE_BLOCK
-            update_block_(
-                params, grads, nc, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
-            )
-
-
-@njit(**PARALLEL_OPTIONS)
-def sgd_team_(
-    params,
-    table,
-    hidden,
-    output,
-    cost,
-    labels,
-    indptr,
-    indices,
-    values,
-    order,
-    mini_batch,
-    first,
-    last,
-    eta,
-    lmbda,
-    n,
-    zs,
-    acts,
-    deltas,
-    lanes,
-    sync,
-):
-    """The parallel fused step for mini-batches of one chunk: mini-batches
-    ``first`` to ``last - 1`` in one parallel region.
-
-    Each of the ``len(lanes) - 1`` lanes runs :func:`team_lane_`; they meet
-    at a barrier after the samples' errors and after the update (and after a
-    fold of the first layer's scale). If the lanes do not all run at once,
-    one lane does every lane's work (:mod:`fastnet.kernels.sync`). Same
-    arguments and results as :func:`sgd_parallel_`, with `zs`, `acts`,
-    `deltas` one chunk's rows, shape (GRAD_CHUNK, n_z).
-    """
+    if n_chunks(mini_batch) != 1:
+        raise ValueError("sgd_parallel_: mini_batch must be at most GRAD_CHUNK")
     if last <= first:
         return
     n_lanes = lanes.shape[0] - 1
@@ -1083,9 +976,9 @@ def sgd_team_(
                 last,
                 eta,
                 decay,
-                zs,
-                acts,
-                deltas,
+                zs[0],
+                acts[0],
+                deltas[0],
                 lanes,
                 sync,
                 lane,
@@ -1118,7 +1011,7 @@ def team_lane_(
     lane,
     team,
 ):
-    """One lane of :func:`sgd_team_`: its share of every mini-batch's fused
+    """One lane of :func:`sgd_parallel_`: its share of every mini-batch's fused
     step, or, when not `team`, every lane's share in lane order.
 
     Per mini-batch: (fold the first layer's scale into its weights, lane 0,

@@ -1,7 +1,7 @@
 """Atomic counters, and a team of threads that meets at barriers inside one
 parallel region.
 
-The parallel fused step (:func:`fastnet.kernels.mlp.sgd_team_`) needs two
+The parallel fused step (:func:`fastnet.kernels.mlp.sgd_parallel_`) needs two
 meeting points per mini-batch: every sample's error before the update, every
 row's update before the next forward pass. As two ``prange`` loops per
 mini-batch they cost two parallel-region launches, about 1.6 us each with
