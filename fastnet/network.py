@@ -291,6 +291,7 @@ class Network:
                     ws.dense_acts[:n_threads],
                     ws.cost_parts,
                     ws.correct_parts,
+                    ws.claims,
                     with_cost,
                 )
         return mlp.evaluate(

@@ -104,6 +104,8 @@ class EvalWorkspace:
         dense evaluation; empty along axis 1 for float32 networks.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
+    claims : ndarray of int64, shape (1,)
+        The dense evaluation's counter of chunks taken.
     """
 
     def __init__(self, layout: Layout, dtype, dense: bool = False, n_threads: int = 1):
@@ -118,6 +120,7 @@ class EvalWorkspace:
         )
         self.cost_parts = np.zeros(EVAL_CHUNKS, np.float64)
         self.correct_parts = np.zeros(EVAL_CHUNKS, np.int64)
+        self.claims = np.zeros(1, np.int64)
 
 
 def no_index(X, dtype=None):

@@ -259,8 +259,8 @@ def test_train_many_with_dense_mini_batches_equals_training_alone():
     assert seen == [0, 0, 1, 1]
 
 
-def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads, with_cost=True):
-    ws = EvalWorkspace(lay, params.dtype, True, n_threads)
+def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads, with_cost=True, ws=None):
+    ws = EvalWorkspace(lay, params.dtype, True, n_threads) if ws is None else ws
     with blas_threads(1):
         return dense.dense_evaluate(
             params,
@@ -273,6 +273,7 @@ def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads, with_cost
             ws.dense_acts,
             ws.cost_parts,
             ws.correct_parts,
+            ws.claims,
             with_cost,
         )
 
@@ -320,6 +321,19 @@ def test_evaluate_is_independent_of_thread_count():
     finally:
         numba.set_num_threads(previous)
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("n_lanes", [1, 2, 3])
+def test_evaluate_takes_every_chunk_once(n_lanes):
+    # Each lane takes chunks until the counter passes EVAL_CHUNKS: one claim
+    # per chunk plus one that finds none left per lane, whoever took which.
+    lay, params, X, y = problem((20, 9, 4), 1000)
+    ws = EvalWorkspace(lay, params.dtype, True, n_lanes)
+    ws.claims[0] = 12345
+    ws.correct_parts[...] = -1
+    _, correct = run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", n_lanes, ws=ws)
+    assert ws.claims[0] == EVAL_CHUNKS + n_lanes
+    assert (ws.correct_parts >= 0).all() and ws.correct_parts.sum() == correct
 
 
 def test_network_evaluates_mnist_sized_layers_densely():

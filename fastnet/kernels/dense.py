@@ -65,6 +65,7 @@ from fastnet.kernels.mlp import (
     sum_chunks,
     update_block_,
 )
+from fastnet.kernels.sync import atomic_add
 
 
 @njit(**JIT_OPTIONS)
@@ -438,17 +439,22 @@ def dense_evaluate(
     acts,
     cost_parts,
     correct_parts,
+    claims,
     with_cost,
 ):
     """Summed cost and number of correct predictions over a data set, each
     layer as BLAS products on blocks of rows.
 
     The data are split into EVAL_CHUNKS fixed chunks (as
-    :func:`fastnet.kernels.mlp.evaluate`); thread ``t`` of ``T`` takes chunks
-    ``t, t + T, ...``, feeding each forward DENSE_EVAL_ROWS rows at a time
-    through its own buffers; the per-chunk sums are combined in chunk order,
-    so the result does not depend on the thread count. BLAS must run on one
-    thread (``fastnet.threads.blas_threads(1)``).
+    :func:`fastnet.kernels.mlp.evaluate`). Each of the ``T`` threads takes the
+    next chunk nobody has taken yet (an atomic counter), until none is left,
+    and feeds it forward DENSE_EVAL_ROWS rows at a time through its own
+    buffers; so a thread on a core that is slowed down (this project's shared
+    host slows one vCPU at a time) does fewer chunks, where fixed chunks per
+    thread made the other wait. The per-chunk sums are combined in chunk
+    order, so the result depends neither on the thread count nor on which
+    thread took which chunk. BLAS must run on one thread
+    (``fastnet.threads.blas_threads(1)``).
 
     Parameters
     ----------
@@ -466,6 +472,8 @@ def dense_evaluate(
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
         Overwritten with per-chunk partial sums.
+    claims : ndarray of int64, shape (1,)
+        The chunk counter; overwritten.
     with_cost : bool
         Whether to sum the costs (as :func:`fastnet.kernels.mlp.evaluate`).
 
@@ -481,8 +489,12 @@ def dense_evaluate(
     n_threads = zs.shape[0]
     last = table.shape[0] - 1
     n_out = table[last, N_OUT]
+    claims[0] = 0
     for t in prange(n_threads):
-        for c in range(t, EVAL_CHUNKS, n_threads):
+        while True:
+            c = atomic_add(claims, 0, 1)
+            if c >= EVAL_CHUNKS:
+                break
             total = 0.0
             correct = 0
             hi = ((c + 1) * n) // EVAL_CHUNKS
