@@ -64,12 +64,13 @@ def main(dtypes):
                         )
                 serial, dense_rate = rate["serial"], rate["dense"]
                 parallel = rate.get("parallel", float("nan"))
+                best_loop = max(serial, rate.get("parallel", serial))
                 work = mb * net.layout.n_weights
                 print(
                     f"{dt} {sizes} mb{mb} chunks {mlp.n_chunks(mb)} work {work / 1e6:.2f}M: "
                     f"serial {serial:,.0f}/s parallel {parallel:,.0f}/s "
                     f"dense {dense_rate:,.0f}/s parallel/serial {parallel / serial:.2f} "
-                    f"dense/best {dense_rate / max(serial, rate.get('parallel', 0.0)):.2f}",
+                    f"dense/best {dense_rate / best_loop:.2f}",
                     flush=True,
                 )
 

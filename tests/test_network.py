@@ -662,7 +662,7 @@ def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch, driver_
 @pytest.mark.parametrize("mini_batch", [1, 4, 10, GRAD_CHUNK])
 def test_serial_and_parallel_kernels_give_identical_bits(monkeypatch, data, dtype, mini_batch):
     X, y = data
-    monkeypatch.setattr(network_module, "use_dense", lambda m, n_weights: False)
+    # (Mini-batches of at most GRAD_CHUNK never take the dense driver.)
     monkeypatch.setattr(network_module, "use_parallel", lambda m, n_weights: True)
     parallel, kernel = trained_bits(X, y, SIZES, 2, mini_batch, dtype)
     assert kernel == "parallel"
