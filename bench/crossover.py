@@ -48,7 +48,7 @@ def main(dtypes):
                 n_batches = max(1, (10000 if len(sizes) == 3 else 3000) // mb)
                 drivers = {
                     "serial": (mlp.sgd_serial_, TrainWorkspace(net.layout, dt, mb)),
-                    "dense": (dense.sgd_dense_, DenseWorkspace(net.layout, dt, mb)),
+                    "dense": (dense.sgd_dense_, DenseWorkspace(net.layout, dt, mb, n_threads)),
                 }
                 if mlp.n_chunks(mb) == 1:
                     drivers["parallel"] = (

@@ -30,9 +30,32 @@ GRAD_CHUNK = 16
 #: mini-batch size only, never on the thread count.
 MAX_GRAD_CHUNKS = 32
 
-#: Parameters per block of the dense driver's parallel update (the SGD step
-#: after the gradient sums). Each block is owned by one iteration of a ``prange``.
-UPDATE_BLOCK = 4096
+#: Blocks of the first layer's inputs per pair of lanes in the dense
+#: driver's gradient phase (fastnet.kernels.dense.sgd_dense_; a lane alone
+#: takes one). Blocks change no result, only who sums what; each costs a pass
+#: over the mini-batch's samples. One thread, first-layer gradient of
+#: [784, 30, 10] mini-batch 100 float32 alone (/work/exp/fg_micro.py,
+#: 2026-12-01), us per mini-batch with 1 / 2 / 4 / 6 / 8 / 16 blocks of
+#: equal non-zeros: 152 / 151 / 163 / 173 / 180 / 229. Whole driver, 2
+#: threads, paired against fixed halves: 6 blocks 0.96x-1.03x, 4 blocks
+#: 1.01x (see sgd_dense_).
+DENSE_IN_BLOCKS = 4
+
+#: Most rows per unit of the dense driver's first phase
+#: (fastnet.workspace.dense_row_block splits a mini-batch into an even number
+#: of units of at most this many rows). BLAS products over fewer rows of the
+#: wide layers cost more: [784, 256, 128, 10] mini-batch 64, 2 threads,
+#: paired against fixed halves of 32 rows: units of 32 rows 1.09x, of 25
+#: rows 1.07x, of 16 rows 0.93x (2026-12-01). Units of 32, 32, 32 and 4 rows
+#: on mini-batch 100 left one lane 64 rows against 36: [784, 30, 10] float32
+#: 0.93x; four units of 25: 1.00x.
+DENSE_ROW_BLOCK = 32
+
+#: Samples whose non-zeros set the dense driver's input blocks, counted at
+#: the start of each call (about 150,000 increments on MNIST). Equal-width
+#: blocks would not share the work: MNIST's non-zeros are in the middle of
+#: the image (equal-count cuts of 4 blocks: inputs 271, 407, 541).
+BALANCE_SAMPLES = 1024
 
 #: Number of fixed chunks an evaluation pass (accuracy, cost) is split into;
 #: partial sums are combined in chunk order, independent of the thread count.
@@ -125,8 +148,8 @@ BARRIER_SPINS = 20_000
 #: book's network decides.
 DENSE_MIN_WORK = 200_000
 
-#: How the dense driver uses two threads (no constant: the split is fixed in
-#: fastnet.kernels.dense.sgd_dense_): its first layer's inputs are split into
+#: How the dense driver used two threads until it took units from shared
+#: counters (2026-12-01; DENSE_ROW_BLOCK, DENSE_IN_BLOCKS): its first layer's inputs were split into
 #: two halves whose products run in parallel (since 2026-12-01 no products:
 #: the first layer reads the non-zero index, its weight gradient split into
 #: the same input halves, its forward sums into two halves of the rows), so

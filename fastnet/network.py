@@ -386,7 +386,7 @@ class Network:
         ws : TrainWorkspace or DenseWorkspace
         """
         if use_dense(m, self.layout.n_weights):
-            name, kernel, key = "dense", dense.sgd_dense_, "dense"
+            name, kernel, key = "dense", dense.sgd_dense_, ("dense", n_threads)
         elif n_threads > 1 and use_parallel(m, self.layout.n_weights):
             name, kernel, key = "parallel", mlp.sgd_parallel_, n_threads
         else:
@@ -394,7 +394,7 @@ class Network:
         ws = self._train_ws
         if ws is None or ws.key != (self.sizes, self.dtype, m, key):
             if name == "dense":
-                ws = DenseWorkspace(self.layout, self.dtype, m)
+                ws = DenseWorkspace(self.layout, self.dtype, m, n_threads)
             else:
                 ws = TrainWorkspace(self.layout, self.dtype, m, key)
             self._train_ws = ws

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnet._config import DENSE_EVAL_ROWS, EVAL_CHUNKS, GRAD_CHUNK
+from fastnet._config import (
+    DENSE_EVAL_ROWS,
+    DENSE_IN_BLOCKS,
+    DENSE_ROW_BLOCK,
+    EVAL_CHUNKS,
+    GRAD_CHUNK,
+)
 from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
@@ -46,32 +52,73 @@ class TrainWorkspace:
 
 
 class DenseWorkspace:
-    """Scratch for the dense driver (:mod:`fastnet.kernels.dense`) with
-    mini-batches of up to `mini_batch` samples.
+    """Scratch and the work split for the dense driver
+    (:mod:`fastnet.kernels.dense`) with mini-batches of up to `mini_batch`
+    samples on `n_lanes` threads.
 
     Attributes
     ----------
     key : tuple
-        ``(sizes, dtype, mini_batch, "dense")``.
+        ``(sizes, dtype, mini_batch, ("dense", n_lanes))``.
     zs, acts, deltas : ndarray, shape (mini_batch * layout.n_z,)
         Layer-major: layer ``l`` is the ``(m, n_out)`` block at
         ``mini_batch * layout.table[l, Z_OFF]``.
     grads : ndarray, shape (1, layout.n_params)
         The mini-batch's gradient sum (2-D, as the loop drivers' per-chunk
         sums, so both update through the same kernel).
+    cuts : ndarray of int64, shape (mini_batch, DENSE_IN_BLOCKS + 1)
+        Where each sample's inputs cross the first layer's input blocks.
+    sync : ndarray of int64, shape (SYNC_SIZE,)
+        The team's counters (:mod:`fastnet.kernels.sync`).
+    row_block : int
+        Rows per unit of the driver's first phase (:func:`dense_row_block`).
+    n_lanes : int
     """
 
-    def __init__(self, layout: Layout, dtype, mini_batch: int):
-        self.key = (layout.sizes, np.dtype(dtype), mini_batch, "dense")
+    def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
+        self.key = (layout.sizes, np.dtype(dtype), mini_batch, ("dense", n_lanes))
         self.zs = np.zeros(mini_batch * layout.n_z, dtype)
         self.acts = np.zeros(mini_batch * layout.n_z, dtype)
         self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
         self.grads = np.zeros((1, layout.n_params), dtype)
+        # Blocks only serve to share the work; each costs a pass over the
+        # mini-batch's samples, so one lane takes the inputs in one block.
+        self.n_blocks = 1 if n_lanes == 1 else DENSE_IN_BLOCKS * ((n_lanes + 1) // 2)
+        self.cursors = np.zeros((n_lanes, mini_batch), np.int64)
+        self.counts = np.zeros(layout.sizes[0], np.int64)
+        self.cuts = np.zeros(self.n_blocks + 1, np.int64)
+        self.sync = np.zeros(SYNC_SIZE + 8 * ((n_lanes + 1) // 2), np.int64)
+        self.row_block = dense_row_block(mini_batch)
 
     @property
     def buffers(self):
-        """The buffers in the order :func:`~fastnet.kernels.dense.sgd_dense_` takes them."""
-        return self.zs, self.acts, self.deltas, self.grads
+        """The buffers and the work split, in the order
+        :func:`~fastnet.kernels.dense.sgd_dense_` takes them."""
+        return (
+            self.zs,
+            self.acts,
+            self.deltas,
+            self.grads,
+            self.cursors,
+            self.counts,
+            self.cuts,
+            self.sync,
+            self.row_block,
+        )
+
+
+def dense_row_block(mini_batch: int) -> int:
+    """Rows per unit of the dense driver's first phase: the mini-batch in an
+    even number of equal units of at most DENSE_ROW_BLOCK rows (the last
+    unit may be shorter), so that two threads can share it evenly.
+
+    Examples
+    --------
+    >>> dense_row_block(100), dense_row_block(64), dense_row_block(200), dense_row_block(17)
+    (25, 32, 25, 9)
+    """
+    units = 2 * -(-mini_batch // (2 * DENSE_ROW_BLOCK))
+    return max(1, -(-mini_batch // units))
 
 
 def row_lanes(n_in: int, n_lanes: int) -> np.ndarray:

@@ -26,9 +26,9 @@ from tests.conftest import JIT_DISABLED
 from tests.test_kernels import PADDED, PAIRS, THREADS, flat, kernel_codes, problem, views
 
 
-def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation):
+def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation, lanes=1):
     m = min(mini_batch, len(order))
-    ws = DenseWorkspace(lay, params.dtype, m)
+    ws = DenseWorkspace(lay, params.dtype, m, lanes)
     with blas_threads(1):
         dense.sgd_dense_(
             params,
@@ -86,9 +86,11 @@ def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
     order = np.random.default_rng(5).permutation(len(X))
     w, b = views(lay, params)
     reference.sgd_epoch(w, b, X, y, order, mini_batch, 0.5, 2.0)
-    ws = DenseWorkspace(lay, params.dtype, mini_batch)
-    for work in ws.buffers:
+    ws = DenseWorkspace(lay, params.dtype, mini_batch, 2)
+    for work in (ws.zs, ws.acts, ws.deltas, ws.grads):
         work[...] = np.nan
+    for scratch in (ws.cursors, ws.counts, ws.cuts, ws.sync):
+        scratch[...] = 7
     with blas_threads(1):
         dense.sgd_dense_(
             params,
@@ -150,7 +152,19 @@ def test_thread_count_gives_identical_bits(dtype, mini_batch):
         for n_threads in THREADS:
             numba.set_num_threads(n_threads)
             params = start.copy()
-            run_dense(lay, params, X, y, order, mini_batch, 0.3, 1.0, "cross_entropy", "sigmoid")
+            run_dense(
+                lay,
+                params,
+                X,
+                y,
+                order,
+                mini_batch,
+                0.3,
+                1.0,
+                "cross_entropy",
+                "sigmoid",
+                n_threads,
+            )
             results[n_threads] = params.tobytes()
     finally:
         numba.set_num_threads(previous)
@@ -158,12 +172,87 @@ def test_thread_count_gives_identical_bits(dtype, mini_batch):
     assert results[1] != start.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lane_count_gives_identical_bits(dtype):
+    # One lane takes the inputs in one block, two lanes in DENSE_IN_BLOCKS
+    # from both ends, three a pair and a lane alone; with more lanes than
+    # threads one lane does all the work (fastnet.kernels.sync). The same
+    # bits every time.
+    lay, start, X, y = problem((200, 64, 10), 700, dtype)
+    order = np.random.default_rng(3).permutation(len(X))
+    results = {}
+    for lanes in (1, 2, 3, 4):
+        params = start.copy()
+        run_dense(lay, params, X, y, order, 101, 0.3, 1.0, "cross_entropy", "sigmoid", lanes)
+        results[lanes] = params.tobytes()
+    assert len(set(results.values())) == 1
+    assert results[1] != start.tobytes()
+
+
+def naive_first_gradient(X, rows, d, k_lo, k_hi):
+    return X[rows][:, k_lo:k_hi].T @ d
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_first_gradient_blocks_both_ways_match_naive(dtype):
+    lay, params, X, y = problem((40, 8, 3), 60, dtype)
+    X[:, 17:23] = 0  # a block with no non-zeros at all
+    indptr, indices, values = nonzero_index(X)
+    rows = np.random.default_rng(1).permutation(len(X))[:23]
+    d = np.random.default_rng(2).standard_normal((len(rows), 8)).astype(dtype)
+    cuts = np.array([0, 9, 17, 23, 31, 40])
+    cursor = np.empty(len(rows), np.int64)
+    for up, blocks in ((True, range(5)), (False, range(4, -1, -1))):
+        g = np.full((40, 8), np.nan, dtype)
+        start = 0 if up else 40
+        dense.start_cursors_(indptr, indices, rows, start, cursor)
+        for b in blocks:
+            dense.first_gradient_rows_(
+                indptr, indices, values, rows, cursor, up, d, cuts[b], cuts[b + 1], g
+            )
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(g, naive_first_gradient(X, rows, d, 0, 40), atol=tol)
+    # A cursor started mid-way skips the inputs below its start.
+    dense.start_cursors_(indptr, indices, rows, 23, cursor)
+    g = np.zeros((40, 8), dtype)
+    dense.first_gradient_rows_(indptr, indices, values, rows, cursor, True, d, 23, 31, g)
+    np.testing.assert_allclose(g[23:31], naive_first_gradient(X, rows, d, 23, 31), atol=tol)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2, 4, 7])
+def test_balance_inputs_gives_runs_of_about_equal_nonzeros(n_blocks):
+    X, _ = mnist_like(300)
+    X[:, :200] = 0  # non-zeros only in the upper columns
+    indptr, indices, _ = nonzero_index(X)
+    rows = np.arange(0, 300, 2, dtype=np.int64)
+    counts = np.full(784, -1, np.int64)
+    cuts = np.full(n_blocks + 1, -1, np.int64)
+    dense.balance_inputs_(indptr, indices, rows, counts, cuts)
+    np.testing.assert_array_equal(counts, np.count_nonzero(X[rows], axis=0))
+    assert cuts[0] == 0 and cuts[-1] == 784 and (np.diff(cuts) >= 0).all()
+    per_block = np.add.reduceat(np.append(counts, 0), cuts[:-1])[:n_blocks]
+    per_block[np.diff(cuts) == 0] = 0
+    assert per_block.sum() == counts.sum()
+    # Each run ends at the first input where the running count reaches its
+    # share, so no run holds more than its share plus one input's count.
+    assert per_block.max() <= counts.sum() / n_blocks + counts.max()
+    assert cuts[1] >= 200 or n_blocks == 1
+
+
+def test_balance_inputs_without_nonzeros_covers_every_input():
+    indptr = np.zeros(4, np.int64)
+    indices = np.zeros(0, np.int32)
+    cuts = np.empty(5, np.int64)
+    dense.balance_inputs_(indptr, indices, np.arange(3), np.empty(10, np.int64), cuts)
+    assert cuts[0] == 0 and cuts[-1] == 10 and (np.diff(cuts) >= 0).all()
+
+
 @pytest.mark.skipif(JIT_DISABLED, reason="NRT statistics need compiled kernels")
 def test_epoch_allocates_nothing_per_mini_batch():
     lay, params, X, y = problem((20, 8, 4), 2000)
     order = np.arange(len(X))
     m = 96
-    ws = DenseWorkspace(lay, params.dtype, m)
+    ws = DenseWorkspace(lay, params.dtype, m, 2)
     args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), order, m)
     tail = (0.1, 1.0, len(X), *ws.buffers)
     with blas_threads(1):

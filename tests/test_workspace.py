@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fastnet._config import DENSE_IN_BLOCKS, DENSE_ROW_BLOCK
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
-from fastnet.workspace import TrainWorkspace, no_index, nonzero_index, row_lanes
+from fastnet.workspace import (
+    DenseWorkspace,
+    TrainWorkspace,
+    dense_row_block,
+    no_index,
+    nonzero_index,
+    row_lanes,
+)
 
 
 @pytest.mark.parametrize("n_in", [1, 5, 784])
@@ -63,3 +71,30 @@ def test_no_index_is_typed_like_a_real_one(dtype):
     assert [a.dtype for a in fake] == [a.dtype for a in real]
     assert [a.ndim for a in fake] == [1, 1, 1]
     assert fake[0].tolist() == [0] and len(fake[1]) == len(fake[2]) == 0
+
+
+@pytest.mark.parametrize(
+    "n_lanes,n_blocks", [(1, 1), (2, DENSE_IN_BLOCKS), (3, 2 * DENSE_IN_BLOCKS)]
+)
+def test_dense_workspace_key_and_buffers(n_lanes, n_blocks):
+    lay = Layout([6, 4, 3])
+    ws = DenseWorkspace(lay, np.float32, 100, n_lanes)
+    assert ws.key == ((6, 4, 3), np.dtype(np.float32), 100, ("dense", n_lanes))
+    zs, acts, deltas, grads, cursors, counts, cuts, sync, row_block = ws.buffers
+    assert zs.shape == acts.shape == deltas.shape == (100 * lay.n_z,)
+    assert grads.shape == (1, lay.n_params) and grads.dtype == np.float32
+    assert cursors.shape == (n_lanes, 100) and counts.shape == (6,)
+    assert cuts.shape == (n_blocks + 1,)
+    # The team's counters, then one claim counter per pair of lanes.
+    assert sync.shape == (SYNC_SIZE + 8 * ((n_lanes + 1) // 2),)
+    assert row_block == dense_row_block(100)
+
+
+@pytest.mark.parametrize("mini_batch", [1, 2, 17, 63, 64, 65, 100, 128, 200, 1000])
+def test_dense_row_block_gives_an_even_number_of_short_units(mini_batch):
+    rows = dense_row_block(mini_batch)
+    units = -(-mini_batch // rows)
+    assert 1 <= rows <= DENSE_ROW_BLOCK
+    assert units % 2 == 0 or mini_batch == 1
+    # Units are equal but for the last, which is never longer.
+    assert mini_batch - (units - 1) * rows <= rows

@@ -19,10 +19,11 @@ mini-batch size and the layer sizes only, never from the thread count.
 BLAS sums in its own order (blocked, with fused multiply-adds), so this
 driver's bits differ from the loop drivers' in the last place; it matches the
 reference as they do. Its results do not depend on the thread count: BLAS runs
-on one thread, and the parallel parts are fixed halves: of the rows for the
-first layer's sums and everything up to the errors, of the inputs for the
-first layer's gradient (:func:`sgd_dense_`). ``tests/test_dense.py`` checks
-one thread against all.
+on one thread, the row blocks its products take depend on the mini-batch size
+only, and the threads share the work in units (blocks of rows, blocks of the
+first layer's inputs) whose sums run in a fixed order whoever takes them
+(:func:`sgd_dense_`). ``tests/test_dense.py`` checks one thread and one lane
+against all.
 
 Work buffers are layer-major: layer ``l``'s weighted inputs for a mini-batch of
 ``m <= mini_batch`` samples are the ``(m, stride)`` C-contiguous block starting at
@@ -44,10 +45,10 @@ from numba import njit, prange
 from numba.extending import overload
 
 from fastnet._config import (
+    BALANCE_SAMPLES,
     DENSE_EVAL_ROWS,
     EVAL_CHUNKS,
     JIT_OPTIONS,
-    UPDATE_BLOCK,
 )
 from fastnet.kernels.activations import (
     activate_,
@@ -65,7 +66,16 @@ from fastnet.kernels.mlp import (
     sum_chunks,
     update_block_,
 )
-from fastnet.kernels.sync import atomic_add
+from fastnet.kernels.sync import (
+    CLAIMS,
+    OUT,
+    SYNC_SIZE,
+    TEAM,
+    atomic_add,
+    barrier,
+    join_team,
+    reset_team_,
+)
 
 
 @njit(**JIT_OPTIONS)
@@ -242,9 +252,15 @@ def later_gradients_(table, stride, m, acts, deltas, grad):
 
 
 @njit(**JIT_OPTIONS)
-def first_gradient_rows_(indptr, indices, values, rows, d, k_lo, k_hi, g):
+def first_gradient_rows_(indptr, indices, values, rows, cursor, up, d, k_lo, k_hi, g):
     """``g[k] = sum_r x[r, k] * d[r]`` for the first layer's rows
     ``k_lo <= k < k_hi``, from the non-zero index, rows ``r`` added in order.
+
+    Each sample's non-zeros in the block are found from a cursor into its
+    column list, left by the lane's previous block: blocks of one lane are
+    taken in increasing order (`up`, the cursor at the first column not
+    below `k_lo`) or decreasing (the cursor just past the last column below
+    `k_hi`), so the cursors only move one way and no block needs a search.
 
     Replaced gathering the inputs into a matrix and one BLAS product
     ``x[:, k_lo:k_hi].T @ d``: skipping MNIST's 81% zeros won (paired A/B of
@@ -262,6 +278,10 @@ def first_gradient_rows_(indptr, indices, values, rows, d, k_lo, k_hi, g):
         Non-zero index of the data (:func:`fastnet.kernels.mlp.nonzero_index_`).
     rows : ndarray of int64, shape (m,)
         The mini-batch's samples.
+    cursor : ndarray of int64, shape (>= m,)
+        Per sample, a position in its non-zero columns (see above); moved
+        past the block.
+    up : bool
     d : ndarray, shape (m, stride)
         The first layer's errors, one row per sample.
     k_lo, k_hi : int
@@ -275,11 +295,85 @@ def first_gradient_rows_(indptr, indices, values, rows, d, k_lo, k_hi, g):
     for r in range(rows.shape[0]):
         cols, v = sample_inputs(indptr, indices, values, rows[r])
         dr = d[r]
-        for q in range(np.searchsorted(cols, k_lo), np.searchsorted(cols, k_hi)):
-            c = v[q]
-            gk = g[cols[q]]
-            for j in range(gk.shape[0]):
-                gk[j] += c * dr[j]
+        q = cursor[r]
+        if up:
+            while q < cols.shape[0] and cols[q] < k_hi:
+                c = v[q]
+                gk = g[cols[q]]
+                for j in range(gk.shape[0]):
+                    gk[j] += c * dr[j]
+                q += 1
+        else:
+            while q > 0 and cols[q - 1] >= k_lo:
+                q -= 1
+                c = v[q]
+                gk = g[cols[q]]
+                for j in range(gk.shape[0]):
+                    gk[j] += c * dr[j]
+        cursor[r] = q
+
+
+@njit(**JIT_OPTIONS)
+def balance_inputs_(indptr, indices, rows, counts, cuts):
+    """Split the first layer's inputs into ``len(cuts) - 1`` runs holding
+    about as many of `rows`' non-zeros each (MNIST's are in the middle of
+    the image: runs of equal width would not share the work evenly). Which
+    run an input falls in does not change any result, only who sums it.
+
+    Parameters
+    ----------
+    indptr, indices : ndarray
+        Non-zero index of the data.
+    rows : ndarray of int64
+        The samples to count.
+    counts : ndarray of int64, shape (n_in,)
+        Scratch; overwritten with each input's non-zeros among `rows`.
+    cuts : ndarray of int64, shape (n_blocks + 1,)
+        Overwritten: run ``b`` is inputs ``cuts[b]`` to ``cuts[b + 1] - 1``,
+        from ``cuts[0] = 0`` to ``cuts[-1] = n_in``.
+    """
+    n_in = counts.shape[0]
+    n_blocks = cuts.shape[0] - 1
+    counts[:] = 0
+    total = 0
+    for r in range(rows.shape[0]):
+        for q in range(indptr[rows[r]], indptr[rows[r] + 1]):
+            counts[indices[q]] += 1
+        total += indptr[rows[r] + 1] - indptr[rows[r]]
+    cuts[0] = 0
+    b = 1
+    acc = 0
+    for k in range(n_in):
+        acc += counts[k]
+        while b < n_blocks and acc * n_blocks >= b * total:
+            cuts[b] = k + 1
+            b += 1
+    while b <= n_blocks:
+        cuts[b] = n_in
+        b += 1
+
+
+@njit(**JIT_OPTIONS)
+def start_cursors_(indptr, indices, rows, k, cursor):
+    """``cursor[r]``: where sample ``rows[r]``'s non-zero columns reach `k`
+    (the first position whose column is not below it)."""
+    for r in range(rows.shape[0]):
+        lo = indptr[rows[r]]
+        hi = indptr[rows[r] + 1]
+        if k <= 0:
+            cursor[r] = 0
+        else:
+            cursor[r] = np.searchsorted(indices[lo:hi], k)
+
+
+@njit(**JIT_OPTIONS)
+def next_unit(sync, counter, team, base, unit):
+    """The next unit of work for a lane of :func:`sgd_dense_`: a claim on the
+    team's counter ``sync[counter]`` (minus `base`, the claims of earlier
+    phases), or ``unit + 1`` for a lane working alone."""
+    if team:
+        return atomic_add(sync, counter, 1) - base
+    return unit + 1
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -305,23 +399,47 @@ def sgd_dense_(
     acts,
     deltas,
     grads,
+    cursors,
+    counts,
+    cuts,
+    sync,
+    row_block,
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch as matrix products.
 
-    Two threads each take one half of the rows through the first layer (its
-    sums from the non-zero index,
-    :func:`fastnet.kernels.mlp.first_layer_sums_`), forward through the
-    later layers and back to their errors (:func:`errors_rows_`; each row
-    depends on itself only). Then they sum the first layer's weight gradient
-    from the index, one half of its inputs each
-    (:func:`first_gradient_rows_`), the second thread also the later layers'
-    and the biases' gradients (:func:`later_gradients_`, BLAS). Then the book's step
-    ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
-    ``b <- b - (eta/m) sum grad_b`` runs over fixed blocks of parameters in a
-    ``prange``. The split depends on the sizes only, so the bits do not depend
-    on the thread count. BLAS must run on one thread inside
-    (``fastnet.threads.blas_threads(1)``): its own threading gave different
-    bits on different thread counts.
+    The whole call is one parallel region of `n_lanes` lanes
+    (:mod:`fastnet.kernels.sync`); each mini-batch is two phases, split into
+    fixed units of work that the lanes take from a shared counter, the next
+    free unit to whichever lane is free, and a barrier after each:
+
+    1. Blocks of `row_block` rows: each row's first-layer sums from the
+       non-zero index (:func:`fastnet.kernels.mlp.first_layer_sums_`) and
+       where its inputs cross the input blocks (:func:`input_cuts_`), then the
+       block forward through the later layers and back to its errors, one
+       BLAS product per layer (:func:`forward_rows_`, :func:`errors_rows_`).
+    2. The gradient and the book's step
+       ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
+       ``b <- b - (eta/m) sum grad_b``: unit 0 for the later layers' weights
+       and every bias (:func:`later_gradients_`, BLAS), then one unit per
+       fixed block of the first layer's inputs
+       (:func:`first_gradient_rows_`); each unit updates the parameters it
+       has just summed.
+
+    The row blocks depend on the mini-batch size only, and every sum runs
+    in a fixed order whichever lane takes the unit, so the bits depend
+    neither on the thread count nor on who took what; the input blocks do
+    not change any sum at all, so they are set per call from the non-zeros
+    of up to BALANCE_SAMPLES samples (:func:`balance_inputs_`). In phase 2
+    each pair of lanes shares a run of input blocks from both ends, one
+    lane upwards and the other downwards until they meet, so each lane's
+    blocks are contiguous and it finds every sample's non-zeros in the next
+    block from where it left off (:func:`first_gradient_rows_`); the last
+    run ends with the later layers' unit, which the downward lane takes
+    first. Units instead of fixed halves let the faster core do more when
+    the host slows one vCPU (it slows one at a time); one region per call
+    instead of three ``prange`` loops per mini-batch saves their launches.
+    BLAS must run on one thread inside (``fastnet.threads.blas_threads(1)``):
+    its own threading gave different bits on different thread counts.
 
     Parameters
     ----------
@@ -336,13 +454,33 @@ def sgd_dense_(
         Layer-major scratch (see the module docstring).
     grads : ndarray, shape (1, n_params)
         The mini-batch's gradient sum.
+    cursors : ndarray of int64, shape (n_lanes, mini_batch)
+        Per-lane scratch; ``n_lanes`` (at least 1, normally the thread
+        count) is the number of lanes of the team.
+    counts : ndarray of int64, shape (sizes[0],)
+        Scratch for :func:`balance_inputs_`.
+    cuts : ndarray of int64, shape (n_blocks + 1,)
+        Overwritten with the input blocks of phase 2 (``n_blocks`` at least
+        1; see :class:`fastnet.workspace.DenseWorkspace`).
+    sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
+        The team's counters (:mod:`fastnet.kernels.sync`), then one claim
+        counter per pair of lanes; overwritten.
+    row_block : int
+        Rows per unit of phase 1 (at least 1;
+        :func:`fastnet.workspace.dense_row_block`).
 
     Notes
     -----
-    An earlier version split mini-batches of 96 samples and more into row
-    blocks, one gradient buffer each, added in block order. The input split
-    measured faster at every size tried, on one thread as on two (see
-    DENSE_MIN_WORK in fastnet._config), so it is the only split.
+    Until 2026-12-01 the threads took fixed halves (of the rows, then of the
+    first layer's inputs) in two ``prange`` loops per mini-batch, and the
+    update in a third. With units from shared counters, paired rounds
+    against that driver (2 threads, 15,000 shuffled MNIST images per round)
+    measured [784, 30, 10] mini-batch 100 float32 1.01x (1 thread 1.07x),
+    float64 1.05x (1 thread 1.10x), [784, 256, 128, 10] mini-batch 64
+    float32 1.15x (1 thread 0.97x), [784, 30, 10] mini-batch 17 1.20x.
+    Each input block costs a pass over the mini-batch's samples (16 blocks
+    on one thread: 0.85x-0.90x), hence few blocks (DENSE_IN_BLOCKS per pair
+    of lanes) and one for a lane alone.
 
     Examples
     --------
@@ -356,16 +494,109 @@ def sgd_dense_(
     >>> net.train((X, y), 1, 256, 0.5).header["kernel"]
     'dense'
     """
+    if last <= first:
+        return
     decay = params.dtype.type(1.0 - eta * lmbda / n)
+    reset_team_(sync)
+    n_lanes = cursors.shape[0]
+    for i in range(SYNC_SIZE, sync.shape[0]):
+        sync[i] = 0
+    start = first * mini_batch
+    balance_inputs_(
+        indptr, indices, order[start : min(start + BALANCE_SAMPLES, order.shape[0])], counts, cuts
+    )
+    for lane in prange(n_lanes):
+        mode = join_team(sync, lane, n_lanes)
+        if mode != OUT:
+            dense_lane_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                labels,
+                indptr,
+                indices,
+                values,
+                order,
+                mini_batch,
+                first,
+                last,
+                eta,
+                decay,
+                zs,
+                acts,
+                deltas,
+                grads,
+                cursors,
+                cuts,
+                sync,
+                row_block,
+                lane,
+                mode == TEAM,
+            )
+
+
+@njit(**JIT_OPTIONS)
+def dense_lane_(
+    params,
+    table,
+    hidden,
+    output,
+    cost,
+    labels,
+    indptr,
+    indices,
+    values,
+    order,
+    mini_batch,
+    first,
+    last,
+    eta,
+    decay,
+    zs,
+    acts,
+    deltas,
+    grads,
+    cursors,
+    cuts,
+    sync,
+    row_block,
+    lane,
+    team,
+):
+    """One lane of :func:`sgd_dense_`: the units it takes of every
+    mini-batch's two phases, or, when not `team`, every unit in order."""
+    n_lanes = cursors.shape[0]
     n_in0 = table[0, N_IN]
     n_out0 = table[0, N_OUT]
-    k = n_in0 // 2
+    b0 = table[0, B_OFF]
+    stride0 = table[0, STRIDE]
+    w_off0 = table[0, W_OFF]
+    code0 = output if table.shape[0] == 1 else hidden
     n_weights = table[0, B_OFF]
+    end0 = w_off0 + n_in0 * stride0
     n_params = params.shape[0]
-    n_update = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
     n_samples = order.shape[0]
+    n_blocks = cuts.shape[0] - 1
     grad = grads[0]
     g0 = layer_weights(grad, table, 0)
+    # Phase 2: the input blocks fall into one segment per pair of lanes; the
+    # even lane of a pair takes its segment's blocks upwards, the odd one
+    # downwards, until they meet; the last segment ends with the later
+    # layers' unit. Alone, a lane takes every unit upwards.
+    n_seg = (n_lanes + 1) // 2
+    seg = lane // 2 if team else 0
+    seg_lanes = min(2, n_lanes - 2 * seg) if team else 1
+    up = lane % 2 == 0 or not team
+    blk_lo = (seg * n_blocks) // n_seg if team else 0
+    blk_hi = ((seg + 1) * n_blocks) // n_seg if team else n_blocks
+    n_seg_units = blk_hi - blk_lo + (1 if blk_hi == n_blocks else 0)
+    seg_counter = SYNC_SIZE + 8 * seg
+    cursor = cursors[lane]
+    base = 0
+    seg_base = 0
+    passed = 0
     for t in range(first, last):
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
@@ -373,56 +604,66 @@ def sgd_dense_(
         step = params.dtype.type(eta / m)
         z0 = layer_block(zs, table, 0, mini_batch, m)
         a0 = layer_block(acts, table, 0, mini_batch, m)
-        b0 = table[0, B_OFF]
-        stride0 = table[0, STRIDE]
-        w_off0 = table[0, W_OFF]
-        code0 = output if table.shape[0] == 1 else hidden
-        h = m // 2
-        for half in prange(2):
-            r_lo = 0 if half == 0 else h
-            r_hi = h if half == 0 else m
-            if r_lo < r_hi:
-                for r in range(r_lo, r_hi):
-                    cols, v = sample_inputs(indptr, indices, values, rows[r])
-                    first_layer_sums_(params, w_off0, stride0, cols, v, z0[r])
-                    for j in range(n_out0):
-                        z0[r, j] = z0[r, j] + params[b0 + j]
-                    activate_(code0, z0[r, :n_out0], a0[r, :n_out0])
-                    for j in range(n_out0, a0.shape[1]):
-                        a0[r, j] = 0
-                # (From layer 1 on, forward_rows_ does not read its inputs.)
-                forward_rows_(
-                    params, table, hidden, output, z0, 1, mini_batch, m, r_lo, r_hi, zs, acts
-                )
-                errors_rows_(
-                    params,
-                    table,
-                    hidden,
-                    cost,
-                    labels,
-                    rows,
-                    mini_batch,
-                    m,
-                    r_lo,
-                    r_hi,
-                    zs,
-                    acts,
-                    deltas,
-                )
-        # Gradients: the first layer's in two halves of its inputs; the later
-        # layers' and the biases' (small) with the second half.
-        d0 = layer_block(deltas, table, 0, mini_batch, m)
-        for half in prange(2):
-            if half == 0:
-                first_gradient_rows_(indptr, indices, values, rows, d0, 0, k, g0)
-            else:
-                first_gradient_rows_(indptr, indices, values, rows, d0, k, n_in0, g0)
-                later_gradients_(table, mini_batch, m, acts, deltas, grad)
-        for blk in prange(n_update):
-            lo = blk * UPDATE_BLOCK
-            update_block_(
-                params, grads, 1, n_weights, decay, step, lo, min(lo + UPDATE_BLOCK, n_params)
+        n_units = (m + row_block - 1) // row_block
+        u = next_unit(sync, CLAIMS, team, base, -1)
+        while u < n_units:
+            r_lo = u * row_block
+            r_hi = min(r_lo + row_block, m)
+            for r in range(r_lo, r_hi):
+                cols, v = sample_inputs(indptr, indices, values, rows[r])
+                first_layer_sums_(params, w_off0, stride0, cols, v, z0[r])
+                for j in range(n_out0):
+                    z0[r, j] = z0[r, j] + params[b0 + j]
+                activate_(code0, z0[r, :n_out0], a0[r, :n_out0])
+                for j in range(n_out0, a0.shape[1]):
+                    a0[r, j] = 0
+            # (From layer 1 on, forward_rows_ does not read its inputs.)
+            forward_rows_(params, table, hidden, output, z0, 1, mini_batch, m, r_lo, r_hi, zs, acts)
+            errors_rows_(
+                params,
+                table,
+                hidden,
+                cost,
+                labels,
+                rows,
+                mini_batch,
+                m,
+                r_lo,
+                r_hi,
+                zs,
+                acts,
+                deltas,
             )
+            u = next_unit(sync, CLAIMS, team, base, u)
+        if team:
+            base += n_units + n_lanes
+            passed = barrier(sync, n_lanes, passed)
+        d0 = layer_block(deltas, table, 0, mini_batch, m)
+        start_cursors_(indptr, indices, rows, cuts[blk_lo] if up else cuts[blk_hi], cursor)
+        taken = 0
+        while next_unit(sync, seg_counter, team, seg_base, taken - 1) < n_seg_units:
+            u = taken if up else n_seg_units - 1 - taken
+            taken += 1
+            if blk_lo + u == n_blocks:
+                later_gradients_(table, mini_batch, m, acts, deltas, grad)
+                update_block_(params, grads, 1, n_weights, decay, step, end0, n_params)
+            else:
+                k_lo = cuts[blk_lo + u]
+                k_hi = cuts[blk_lo + u + 1]
+                first_gradient_rows_(indptr, indices, values, rows, cursor, up, d0, k_lo, k_hi, g0)
+                update_block_(
+                    params,
+                    grads,
+                    1,
+                    n_weights,
+                    decay,
+                    step,
+                    w_off0 + k_lo * stride0,
+                    w_off0 + k_hi * stride0,
+                )
+        if team:
+            seg_base += n_seg_units + seg_lanes
+            passed = barrier(sync, n_lanes, passed)
 
 
 @njit(**PARALLEL_OPTIONS)

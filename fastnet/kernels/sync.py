@@ -45,7 +45,8 @@ from fastnet._config import BARRIER_SPINS, JIT_OPTIONS, TEAM_WAIT_SPINS
 ARRIVED = 0
 MODE = 8
 PASSED = 16
-SYNC_SIZE = 24
+CLAIMS = 24
+SYNC_SIZE = 32
 
 #: Values of ``sync[MODE]``: not decided yet; every lane runs its own part;
 #: lane ``SOLO + k`` works alone. :func:`join_team` returns TEAM, SOLO (this
@@ -221,6 +222,7 @@ def reset_team_(sync):
     """
     sync[ARRIVED] = 0
     sync[PASSED] = 0
+    sync[CLAIMS] = 0
     sync[MODE] = UNDECIDED
 
 
