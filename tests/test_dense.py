@@ -189,6 +189,23 @@ def test_lane_count_gives_identical_bits(dtype):
     assert results[1] != start.tobytes()
 
 
+@pytest.mark.parametrize("field", ["cursors", "counts", "cuts", "sync", "row_block"])
+def test_driver_refuses_scratch_that_does_not_fit(field):
+    lay, params, X, y = problem((12, 9, 4), 40)
+    ws = DenseWorkspace(lay, params.dtype, 10, 2)
+    short = {
+        "cursors": np.zeros((2, 9), np.int64),
+        "counts": np.zeros(11, np.int64),
+        "cuts": np.zeros(1, np.int64),
+        "sync": ws.sync[:-8],
+        "row_block": 0,
+    }
+    setattr(ws, field, short[field])
+    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), np.arange(40), 10, 0, 4)
+    with pytest.raises(ValueError, match="sgd_dense_"), blas_threads(1):
+        dense.sgd_dense_(*args, 0.1, 1.0, 40, *ws.buffers)
+
+
 def naive_first_gradient(X, rows, d, k_lo, k_hi):
     return X[rows][:, k_lo:k_hi].T @ d
 

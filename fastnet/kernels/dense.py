@@ -469,6 +469,13 @@ def sgd_dense_(
         Rows per unit of phase 1 (at least 1;
         :func:`fastnet.workspace.dense_row_block`).
 
+    Raises
+    ------
+    ValueError
+        If the scratch buffers do not fit `mini_batch`, the lanes or the
+        layer sizes (:class:`fastnet.workspace.DenseWorkspace` makes them
+        fit).
+
     Notes
     -----
     Until 2026-12-01 the threads took fixed halves (of the rows, then of the
@@ -494,11 +501,17 @@ def sgd_dense_(
     >>> net.train((X, y), 1, 256, 0.5).header["kernel"]
     'dense'
     """
+    n_lanes = cursors.shape[0]
+    # Out-of-range indices are not checked in compiled code: a short buffer
+    # from a direct caller would write past its end.
+    if n_lanes < 1 or cursors.shape[1] < mini_batch or row_block < 1 or cuts.shape[0] < 2:
+        raise ValueError("sgd_dense_: cursors, cuts or row_block do not fit the mini-batch")
+    if sync.shape[0] < SYNC_SIZE + 8 * ((n_lanes + 1) // 2) or counts.shape[0] != table[0, N_IN]:
+        raise ValueError("sgd_dense_: sync or counts do not fit the lanes and the layer sizes")
     if last <= first:
         return
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     reset_team_(sync)
-    n_lanes = cursors.shape[0]
     for i in range(SYNC_SIZE, sync.shape[0]):
         sync[i] = 0
     start = first * mini_batch
