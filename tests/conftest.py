@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numba
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,3 +58,15 @@ def mnist(mnist_dir):
     from fastnet.data import load_mnist
 
     return load_mnist(mnist_dir)
+
+
+@pytest.fixture
+def numba_threads():
+    """``numba_threads(n)`` sets Numba's thread count for the rest of the test.
+
+    The count belongs to the calling thread and outlives the test, so the
+    fixture puts back the count the test started with.
+    """
+    previous = numba.get_num_threads()
+    yield numba.set_num_threads
+    numba.set_num_threads(previous)

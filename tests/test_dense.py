@@ -4,7 +4,6 @@ Network.train and train_many, dense evaluation."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from numba.core.runtime import _nrt_python, rtsys
@@ -142,32 +141,28 @@ def test_epoch_matches_reference_float32(mini_batch, cost, activation):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("mini_batch", [GRAD_CHUNK + 1, 101, 500])
-def test_thread_count_gives_identical_bits(dtype, mini_batch):
+def test_thread_count_gives_identical_bits(dtype, mini_batch, numba_threads):
     # Wide enough that BLAS takes its blocked kernels, not a tiny-matrix path.
     lay, start, X, y = problem((200, 64, 10), 1000, dtype)
     order = np.random.default_rng(2).permutation(len(X))
     results = {}
-    previous = numba.get_num_threads()
-    try:
-        for n_threads in THREADS:
-            numba.set_num_threads(n_threads)
-            params = start.copy()
-            run_dense(
-                lay,
-                params,
-                X,
-                y,
-                order,
-                mini_batch,
-                0.3,
-                1.0,
-                "cross_entropy",
-                "sigmoid",
-                n_threads,
-            )
-            results[n_threads] = params.tobytes()
-    finally:
-        numba.set_num_threads(previous)
+    for n_threads in THREADS:
+        numba_threads(n_threads)
+        params = start.copy()
+        run_dense(
+            lay,
+            params,
+            X,
+            y,
+            order,
+            mini_batch,
+            0.3,
+            1.0,
+            "cross_entropy",
+            "sigmoid",
+            n_threads,
+        )
+        results[n_threads] = params.tobytes()
     assert len(set(results.values())) == 1
     assert results[1] != start.tobytes()
 
@@ -414,18 +409,14 @@ def test_evaluate_without_cost_counts_the_same_and_still_flags_bad_inputs():
     assert np.isnan(flagged[0])
 
 
-def test_evaluate_is_independent_of_thread_count():
+def test_evaluate_is_independent_of_thread_count(numba_threads):
     lay, params, X, y = problem((200, 64, 10), 3001)
     results = {
         run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", t) for t in (1, 2, 3)
     }
-    previous = numba.get_num_threads()
-    try:
-        for t in THREADS:
-            numba.set_num_threads(t)
-            results.add(run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", t))
-    finally:
-        numba.set_num_threads(previous)
+    for t in THREADS:
+        numba_threads(t)
+        results.add(run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", t))
     assert len(results) == 1
 
 

@@ -4,7 +4,6 @@ allocation per mini-batch, the exact decay factor."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from numba.core.runtime import _nrt_python, rtsys
@@ -232,39 +231,35 @@ def test_epoch_matches_reference_float32(mini_batch, cost, activation):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mini_batch", [1, 10, 100, 700])
-def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch):
+def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch, numba_threads):
     # 700 samples in one batch exceeds MAX_GRAD_CHUNKS * GRAD_CHUNK: chunks of 22.
     assert 700 > MAX_GRAD_CHUNKS * GRAD_CHUNK
     lay, start, X, y = problem((30, 16, 10), 1000, dtype)
     order = np.random.default_rng(2).permutation(len(X))
     results = {}
-    previous = numba.get_num_threads()
-    try:
-        for driver in (d for d in DRIVERS if takes(d, mini_batch)):
-            # The parallel fused step splits the first layer's rows into lanes:
-            # one lane, one per thread, and an uneven split with an empty lane.
-            splits = [None] if driver == "serial" else [[0, 30], [0, 15, 30], [0, 0, 7, 30]]
-            for n_threads in THREADS:
-                numba.set_num_threads(n_threads)
-                for lanes in splits:
-                    params = start.copy()
-                    run_epoch(
-                        driver,
-                        lay,
-                        params,
-                        X,
-                        y,
-                        order,
-                        mini_batch,
-                        0.3,
-                        1.0,
-                        "cross_entropy",
-                        "sigmoid",
-                        lanes,
-                    )
-                    results[driver, n_threads, str(lanes)] = params.tobytes()
-    finally:
-        numba.set_num_threads(previous)
+    for driver in (d for d in DRIVERS if takes(d, mini_batch)):
+        # The parallel fused step splits the first layer's rows into lanes:
+        # one lane, one per thread, and an uneven split with an empty lane.
+        splits = [None] if driver == "serial" else [[0, 30], [0, 15, 30], [0, 0, 7, 30]]
+        for n_threads in THREADS:
+            numba_threads(n_threads)
+            for lanes in splits:
+                params = start.copy()
+                run_epoch(
+                    driver,
+                    lay,
+                    params,
+                    X,
+                    y,
+                    order,
+                    mini_batch,
+                    0.3,
+                    1.0,
+                    "cross_entropy",
+                    "sigmoid",
+                    lanes,
+                )
+                results[driver, n_threads, str(lanes)] = params.tobytes()
     assert len(set(results.values())) == 1, sorted(results)
     assert results["serial", 1, "None"] != start.tobytes()
 
@@ -348,33 +343,29 @@ def test_evaluate_without_cost_counts_the_same_and_still_flags_bad_inputs():
     assert np.isnan(run(bad, False)[0])
 
 
-def test_evaluate_is_independent_of_thread_count():
+def test_evaluate_is_independent_of_thread_count(numba_threads):
     lay, params, X, y = problem((30, 16, 10), 999)
     ws = EvalWorkspace(lay, params.dtype)
-    previous = numba.get_num_threads()
     results = set()
-    try:
-        for n_threads in THREADS:
-            numba.set_num_threads(n_threads)
-            results.add(
-                mlp.evaluate(
-                    params,
-                    lay.table,
-                    0,
-                    0,
-                    0,
-                    X,
-                    y,
-                    *nonzero_index(X),
-                    ws.zs,
-                    ws.acts,
-                    ws.cost_parts,
-                    ws.correct_parts,
-                    True,
-                )
+    for n_threads in THREADS:
+        numba_threads(n_threads)
+        results.add(
+            mlp.evaluate(
+                params,
+                lay.table,
+                0,
+                0,
+                0,
+                X,
+                y,
+                *nonzero_index(X),
+                ws.zs,
+                ws.acts,
+                ws.cost_parts,
+                ws.correct_parts,
+                True,
             )
-    finally:
-        numba.set_num_threads(previous)
+        )
     assert len(results) == 1
 
 

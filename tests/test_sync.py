@@ -27,13 +27,11 @@ from fastnet.kernels.sync import (
 
 
 @pytest.fixture
-def every_thread():
-    """Numba's thread count is per calling thread, and earlier tests may have
-    lowered this one's: use every thread, restore afterwards."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    yield numba.get_num_threads()
-    numba.set_num_threads(previous)
+def every_thread(numba_threads):
+    """Earlier tests may have lowered this thread's Numba thread count: use
+    every thread (restored afterwards)."""
+    numba_threads(numba.config.NUMBA_NUM_THREADS)
+    return numba.get_num_threads()
 
 
 def python(kernel):
@@ -119,13 +117,9 @@ def test_team_meets_at_barriers_on_every_thread(every_thread):
     assert s[MODE] == TEAM
 
 
-def test_one_thread_for_two_lanes_falls_back_to_one_lane():
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        s, modes = _run_team(2, rounds=50)
-    finally:
-        numba.set_num_threads(previous)
+def test_one_thread_for_two_lanes_falls_back_to_one_lane(numba_threads):
+    numba_threads(1)
+    s, modes = _run_team(2, rounds=50)
     # The lanes ran one after the other: lane 0 stopped waiting and did both.
     assert list(modes) == [SOLO, OUT]
     assert s[MODE] == SOLO
