@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from dataclasses import dataclass
 
 import numba
@@ -30,6 +31,23 @@ DTYPES = ("float32", "float64")
 #: walks (the same for fastnet and the reference).
 NET_SEED = 12345
 ORDER_SEED = 2024
+
+#: Pause before each timed round. OpenBLAS's worker threads (the reference's
+#: NumPy) keep spinning for a while after a call, and Numba's OpenMP threads
+#: after a parallel region; without a pause a timed call shares the cores with
+#: the spinning threads of whatever ran just before it. Measured with
+#: bench/paired.py: accuracy() at 0.67x-1.00x of the reference with no pause,
+#: 1.0x-1.8x with it; in the suite, accuracy() on [784, 100, 10] float32 ran
+#: right after the [784, 30, 10] float64 reference and its five rounds took
+#: 18-34 ms (suite S, 2026-12-01), the kernel alone 20 ms in each.
+SETTLE_S = 0.25
+
+
+def settle() -> None:
+    """Sleep :data:`SETTLE_S` so threads left spinning by the previous call
+    stop using the cores (pass as, or call from, a benchmark's ``setup``;
+    pytest-benchmark does not time it)."""
+    time.sleep(SETTLE_S)
 
 
 @dataclass(frozen=True)

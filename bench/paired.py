@@ -41,6 +41,7 @@ from _workloads import (  # noqa: E402
     reference_epoch_slice,
     reference_params,
     sample_order,
+    settle,
 )
 from report import EVAL_TARGET, MANY_TARGET, THREAD_TARGET, TRAIN_TARGETS  # noqa: E402
 
@@ -51,16 +52,8 @@ from fastnet.threads import max_threads  # noqa: E402
 SECTIONS = ("train", "eval", "threads", "many")
 
 
-#: Pause before each timed call. OpenBLAS's worker threads (the reference's
-#: NumPy) keep spinning for a while after a call and Numba's OpenMP threads
-#: after a parallel region; without a pause each side ran on a core the other
-#: side's spinning threads were still using (measured: accuracy() at
-#: 0.67x-1.00x of the reference with no pause, against 1.0x-1.8x in the suite).
-SETTLE_S = 0.25
-
-
 def _seconds(fn) -> float:
-    time.sleep(SETTLE_S)
+    settle()
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t

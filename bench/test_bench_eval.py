@@ -26,6 +26,7 @@ from _workloads import (
     fastnet_evaluator,
     make_network,
     reference_params,
+    settle,
 )
 
 from fastnet import reference
@@ -44,12 +45,18 @@ def test_eval(benchmark, validation, sizes, dtype, api):
     eval_info(benchmark, net, sizes, dtype, impl, api, len(y))
     if api == "accuracy":
         data = validation.raw
-        benchmark.pedantic(net.accuracy, args=(data,), rounds=ROUNDS, warmup_rounds=1)
+        benchmark.pedantic(net.accuracy, args=(data,), setup=settle, rounds=ROUNDS, warmup_rounds=1)
     elif api == "evaluate":
-        benchmark.pedantic(fastnet_evaluator(net, X, y), rounds=ROUNDS, warmup_rounds=1)
+        benchmark.pedantic(
+            fastnet_evaluator(net, X, y), setup=settle, rounds=ROUNDS, warmup_rounds=1
+        )
     else:
         benchmark.extra_info["threads_note"] = "NumPy BLAS default threads"
         weights, biases = reference_params(net)
         benchmark.pedantic(
-            reference.accuracy, args=(weights, biases, X, y), rounds=ROUNDS, warmup_rounds=1
+            reference.accuracy,
+            args=(weights, biases, X, y),
+            setup=settle,
+            rounds=ROUNDS,
+            warmup_rounds=1,
         )

@@ -9,6 +9,7 @@ wall time of one on a 2-core machine.
 from __future__ import annotations
 
 import pytest
+from _workloads import settle
 
 import fastnet
 from fastnet.many import train_many
@@ -39,6 +40,7 @@ def test_many_networks_one_epoch(benchmark, training, dtype, k, n_threads):
         nets[:] = [
             fastnet.Network(SIZES, dtype=dtype, seed=s, n_threads=n_threads) for s in range(k)
         ]
+        settle()
 
     def run():
         if k == 1:

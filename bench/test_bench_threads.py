@@ -22,6 +22,7 @@ from _workloads import (
     fastnet_evaluator,
     make_network,
     resolved_threads,
+    settle,
     timed_batches,
 )
 
@@ -59,6 +60,7 @@ def test_threads_train(benchmark, training, order, workload, dtype, threads):
 
     def setup():
         net.params[...] = p0
+        settle()
 
     benchmark.pedantic(
         fastnet_epoch_slice,
@@ -77,4 +79,4 @@ def test_threads_eval(benchmark, validation, sizes, dtype, threads):
     X, y = validation(dtype)
     eval_info(benchmark, net, sizes, dtype, "fastnet", "evaluate", len(y), "threads-eval")
     benchmark.extra_info.update(threads_label=threads, max_threads=max_threads())
-    benchmark.pedantic(fastnet_evaluator(net, X, y), rounds=5, warmup_rounds=1)
+    benchmark.pedantic(fastnet_evaluator(net, X, y), setup=settle, rounds=5, warmup_rounds=1)

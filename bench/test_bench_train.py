@@ -33,6 +33,7 @@ from _workloads import (
     reference_epoch_slice,
     reference_params,
     resolved_threads,
+    settle,
     timed_batches,
 )
 
@@ -86,6 +87,7 @@ def train_fastnet_slice(benchmark, net, X, y, order, workload, dtype):
 
     def setup():
         net.params[...] = p0
+        settle()
 
     benchmark.pedantic(
         fastnet_epoch_slice,
@@ -105,6 +107,7 @@ def train_reference_slice(benchmark, net, X, y, order, workload, dtype):
 
     def setup():
         weights, biases = reference_params(net)
+        settle()
         return (weights, biases, X, y, order, mb, nb), {}
 
     benchmark.pedantic(reference_epoch_slice, setup=setup, rounds=workload.rounds, warmup_rounds=1)
@@ -118,6 +121,7 @@ def train_whole_epoch(benchmark, net, X, y, workload, dtype):
 
     def setup():
         net.params[...] = p0
+        settle()
 
     def one_epoch():
         history = net.train((X, y), 1, workload.mini_batch, ETA, LMBDA)
