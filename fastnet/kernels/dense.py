@@ -66,6 +66,7 @@ from fastnet.kernels.mlp import (
     sum_chunks,
     update_block_,
 )
+from fastnet.kernels.prefetch import prefetch_sample
 from fastnet.kernels.sync import (
     CLAIMS,
     OUT,
@@ -623,6 +624,8 @@ def dense_lane_(
             r_lo = u * row_block
             r_hi = min(r_lo + row_block, m)
             for r in range(r_lo, r_hi):
+                if r + 1 < r_hi:
+                    prefetch_sample(indptr, indices, values, rows[r + 1])
                 cols, v = sample_inputs(indptr, indices, values, rows[r])
                 first_layer_sums_(params, w_off0, stride0, cols, v, z0[r])
                 for j in range(n_out0):
