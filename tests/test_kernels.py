@@ -47,6 +47,24 @@ def kernel_codes(cost, activation):
     )
 
 
+def run_evaluate(lay, params, X, y, codes3, ws, with_cost=True):
+    """``mlp.evaluate`` on ``(X, y)`` with the work buffers of the
+    ``EvalWorkspace`` `ws`; `codes3` is ``(hidden, output, cost)``."""
+    return mlp.evaluate(
+        params,
+        lay.table,
+        *codes3,
+        X,
+        y,
+        *nonzero_index(X),
+        ws.zs,
+        ws.acts,
+        ws.cost_parts,
+        ws.correct_parts,
+        with_cost,
+    )
+
+
 def problem(sizes, n, dtype=np.float64, seed=0):
     """Random parameters (scaled as the default init), inputs 80% zeros like MNIST."""
     rng = np.random.default_rng(seed)
@@ -270,19 +288,7 @@ def test_evaluate_and_feedforward_match_reference(n, cost, activation):
     lay, params, X, y = problem((12, 9, 7, 4), n)
     w, b = views(lay, params)
     ws = EvalWorkspace(lay, params.dtype)
-    cost_sum, correct = mlp.evaluate(
-        params,
-        lay.table,
-        *kernel_codes(cost, activation),
-        X,
-        y,
-        *nonzero_index(X),
-        ws.zs,
-        ws.acts,
-        ws.cost_parts,
-        ws.correct_parts,
-        True,
-    )
+    cost_sum, correct = run_evaluate(lay, params, X, y, kernel_codes(cost, activation), ws)
     assert cost_sum / n == pytest.approx(
         reference.total_cost(w, b, X, y, 0.0, activation, cost), rel=REFERENCE_RTOL
     )
@@ -310,9 +316,7 @@ def test_padded_evaluate_and_feedforward_match_reference(sizes):
     ws.zs[...] = np.nan
     ws.acts[...] = np.nan
     args = (params, lay.table, *kernel_codes("cross_entropy", "sigmoid"))
-    cost_sum, correct = mlp.evaluate(
-        *args, X, y, *nonzero_index(X), ws.zs, ws.acts, ws.cost_parts, ws.correct_parts, True
-    )
+    cost_sum, correct = run_evaluate(lay, params, X, y, args[2:], ws)
     n = len(X)
     assert cost_sum / n == pytest.approx(
         reference.total_cost(w, b, X, y, 0.0, "sigmoid", "cross_entropy"), rel=REFERENCE_RTOL
@@ -329,10 +333,8 @@ def test_evaluate_without_cost_counts_the_same_and_still_flags_bad_inputs():
     ws = EvalWorkspace(lay, params.dtype)
 
     def run(X, with_cost):
-        return mlp.evaluate(
-            *(params, lay.table, *kernel_codes("cross_entropy", "sigmoid"), X, y),
-            *nonzero_index(X),
-            *(ws.zs, ws.acts, ws.cost_parts, ws.correct_parts, with_cost),
+        return run_evaluate(
+            lay, params, X, y, kernel_codes("cross_entropy", "sigmoid"), ws, with_cost
         )
 
     cost_sum, correct = run(X, True)
@@ -349,23 +351,7 @@ def test_evaluate_is_independent_of_thread_count(numba_threads):
     results = set()
     for n_threads in THREADS:
         numba_threads(n_threads)
-        results.add(
-            mlp.evaluate(
-                params,
-                lay.table,
-                0,
-                0,
-                0,
-                X,
-                y,
-                *nonzero_index(X),
-                ws.zs,
-                ws.acts,
-                ws.cost_parts,
-                ws.correct_parts,
-                True,
-            )
-        )
+        results.add(run_evaluate(lay, params, X, y, (0, 0, 0), ws))
     assert len(results) == 1
 
 
@@ -413,21 +399,7 @@ def test_gradient_central_differences(cost, activation):
     ev = EvalWorkspace(lay, np.float64)
 
     def f():
-        return mlp.evaluate(
-            params,
-            lay.table,
-            hidden,
-            output,
-            cost_code,
-            X,
-            y,
-            *nonzero_index(X),
-            ev.zs,
-            ev.acts,
-            ev.cost_parts,
-            ev.correct_parts,
-            True,
-        )[0]
+        return run_evaluate(lay, params, X, y, (hidden, output, cost_code), ev)[0]
 
     eps = 1e-6
     for p in range(lay.n_params):
