@@ -35,11 +35,13 @@ ORDER_SEED = 2024
 #: Pause before each timed round. OpenBLAS's worker threads (the reference's
 #: NumPy) keep spinning for a while after a call, and Numba's OpenMP threads
 #: after a parallel region; without a pause a timed call shares the cores with
-#: the spinning threads of whatever ran just before it. Measured with
-#: bench/paired.py: accuracy() at 0.67x-1.00x of the reference with no pause,
-#: 1.0x-1.8x with it; in the suite, accuracy() on [784, 100, 10] float32 ran
-#: right after the [784, 30, 10] float64 reference and its five rounds took
-#: 18-34 ms (suite S, 2026-12-01), the kernel alone 20 ms in each.
+#: the spinning threads of whatever ran just before it. bench/paired.py,
+#: which alternates fastnet and the reference, measured accuracy() at
+#: 0.67x-1.00x of the reference before it paused (1.0x-1.8x in the suite
+#: then). In the suite, accuracy() on [784, 100, 10] float32 runs right after
+#: the [784, 30, 10] float64 reference: without the pause its five rounds
+#: took 18-34 ms (suite S, 2026-12-01; the kernel alone 20 ms in each), with
+#: it 19-22 ms (suite T).
 SETTLE_S = 0.25
 
 

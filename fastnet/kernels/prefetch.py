@@ -26,8 +26,7 @@ driver (2026-12-01, 12 rounds each), [784, 30, 10] mini-batch 100: float32
 one; mini-batch 17 1.05x; [784, 100, 10] 1.05x on one thread;
 [784, 256, 128, 10] mini-batch 64 0.98x-1.01x. Prefetching in its gradient
 phase too (the next sample's columns from its cursor on) measured 0.93x-1.02x
-against the forward prefetch alone, and was left out: that phase reads the
-index a second time, mostly from cache.
+against the forward prefetch alone, and was left out.
 """
 
 from __future__ import annotations
