@@ -194,6 +194,19 @@ DENSE_EVAL_ROWS = 256
 ROW_PAD = 32
 ROW_PAD_MAX_SHARE = 0.125
 
+#: Bytes per vector of the first layer's row kernels (fastnet.kernels.rows):
+#: one AVX2 register, 8 float32 or 4 float64. The kernels hold a whole row
+#: in registers when it is at most ROW_BLOCK_VECTORS of them.
+ROW_VECTOR_BYTES = 32
+
+#: Longest first-layer row, in vectors, that the row kernels keep in
+#: registers (fastnet.kernels.rows): 8 of AVX2's 16. Longer rows run as
+#: plain loops, a row at a time: in passes of 8 vectors over every row the
+#: whole driver lost on [784, 100, 10] (rows of 104, paired A/B against the
+#: loops on rows of 100, /work/exp/ab_fused.py, 2 threads, 2026-12-01):
+#: float64 0.84x-0.90x, float32 0.99x-1.04x.
+ROW_BLOCK_VECTORS = 8
+
 #: Relative tolerance for the float64 kernel-vs-reference comparisons.
 REFERENCE_RTOL = 1e-9
 

@@ -205,17 +205,20 @@ def naive_first_gradient(X, rows, d, k_lo, k_hi):
     return X[rows][:, k_lo:k_hi].T @ d
 
 
+# Rows of 8 take the vector code (fastnet.kernels.rows.row_fits_registers);
+# of 5 (not whole vectors) and of 70 (too long) the plain loop.
+@pytest.mark.parametrize("width", [8, 5, 70])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_first_gradient_blocks_both_ways_match_naive(dtype):
+def test_first_gradient_blocks_both_ways_match_naive(dtype, width):
     lay, params, X, y = problem((40, 8, 3), 60, dtype)
     X[:, 17:23] = 0  # a block with no non-zeros at all
     indptr, indices, values = nonzero_index(X)
     rows = np.random.default_rng(1).permutation(len(X))[:23]
-    d = np.random.default_rng(2).standard_normal((len(rows), 8)).astype(dtype)
+    d = np.random.default_rng(2).standard_normal((len(rows), width)).astype(dtype)
     cuts = np.array([0, 9, 17, 23, 31, 40])
     cursor = np.empty(len(rows), np.int64)
     for up, blocks in ((True, range(5)), (False, range(4, -1, -1))):
-        g = np.full((40, 8), np.nan, dtype)
+        g = np.full((40, width), np.nan, dtype)
         start = 0 if up else 40
         dense.start_cursors_(indptr, indices, rows, start, cursor)
         for b in blocks:
@@ -226,7 +229,7 @@ def test_first_gradient_blocks_both_ways_match_naive(dtype):
         np.testing.assert_allclose(g, naive_first_gradient(X, rows, d, 0, 40), atol=tol)
     # A cursor started mid-way skips the inputs below its start.
     dense.start_cursors_(indptr, indices, rows, 23, cursor)
-    g = np.zeros((40, 8), dtype)
+    g = np.zeros((40, width), dtype)
     dense.first_gradient_rows_(indptr, indices, values, rows, cursor, True, d, 23, 31, g)
     np.testing.assert_allclose(g[23:31], naive_first_gradient(X, rows, d, 23, 31), atol=tol)
 

@@ -6,7 +6,7 @@ layer's forward pass, backpropagation and weight gradient as one ``np.dot``
 each (Numba calls the BLAS that SciPy ships), so a whole epoch still runs in
 one compiled call. The first layer reads its inputs from the non-zero index
 instead, skipping MNIST's 81% zeros: its forward sums row by row
-(:func:`fastnet.kernels.mlp.first_layer_sums_`, as the loop kernels do) and
+(:func:`fastnet.kernels.rows.first_layer_sums_`, as the loop kernels do) and
 its weight gradient input by input (:func:`first_gradient_rows_`). Both beat
 gathering the inputs into a matrix for BLAS products (paired A/B of the
 whole driver, 2026-12-01, forward then gradient: [784, 30, 10] mini-batch
@@ -61,12 +61,12 @@ from fastnet.kernels.mlp import (
     PARALLEL_OPTIONS,
     all_finite_row,
     argmax_row,
-    first_layer_sums_,
     sample_inputs,
     sum_chunks,
     update_block_,
 )
 from fastnet.kernels.prefetch import prefetch_sample
+from fastnet.kernels.rows import add_rows_, first_layer_sums_, row_fits_registers
 from fastnet.kernels.sync import (
     CLAIMS,
     OUT,
@@ -267,11 +267,15 @@ def first_gradient_rows_(indptr, indices, values, rows, cursor, up, d, k_lo, k_h
     ``x[:, k_lo:k_hi].T @ d``: skipping MNIST's 81% zeros won (paired A/B of
     the whole driver, 2026-12-01: [784, 30, 10] mini-batch 100 float32
     1.06x, float64 1.26x; [784, 100, 10] mini-batch 100 1.13x;
-    [784, 256, 128, 10] mini-batch 64 1.13x). Its inner loop is
-    :func:`fastnet.kernels.mlp.add_first_rows_`'s, written out on a 2-D view
-    of the block: calling that helper per sample gave the same bits but
-    measured 0.96x-0.98x of this (paired, whole driver, [784, 30, 10]
-    mini-batch 100, float32 and float64).
+    [784, 256, 128, 10] mini-batch 64 1.13x). Rows that fit the registers
+    (:func:`fastnet.kernels.rows.row_fits_registers`) go to
+    :func:`first_gradient_runs_` (paired A/B of the whole driver against
+    this loop, 2026-12-01, 2 threads: [784, 30, 10] mini-batch 100 float32
+    1.15x-1.25x, float64 1.02x-1.06x). Longer rows keep this loop, on a 2-D
+    view of the block: finding each sample's run first and calling
+    :func:`fastnet.kernels.rows.add_rows_` measured 0.90x-0.98x of it on
+    [784, 256, 128, 10]; calling ``add_first_rows_`` per sample gave the
+    same bits but 0.96x-0.98x ([784, 30, 10] mini-batch 100).
 
     Parameters
     ----------
@@ -289,6 +293,9 @@ def first_gradient_rows_(indptr, indices, values, rows, cursor, up, d, k_lo, k_h
     g : ndarray, shape (n_in, stride)
         The first layer's gradient block; rows ``k_lo:k_hi`` overwritten.
     """
+    if row_fits_registers(g, g.shape[1]):
+        first_gradient_runs_(indptr, indices, values, rows, cursor, up, d, k_lo, k_hi, g)
+        return
     for k in range(k_lo, k_hi):
         gk = g[k]
         for j in range(gk.shape[0]):
@@ -312,6 +319,32 @@ def first_gradient_rows_(indptr, indices, values, rows, cursor, up, d, k_lo, k_h
                 for j in range(gk.shape[0]):
                     gk[j] += c * dr[j]
         cursor[r] = q
+
+
+@njit(**JIT_OPTIONS)
+def first_gradient_runs_(indptr, indices, values, rows, cursor, up, d, k_lo, k_hi, g):
+    """:func:`first_gradient_rows_` for rows that fit the registers
+    (:func:`fastnet.kernels.rows.row_fits_registers`): each sample's run of
+    columns in the block is found first, then added by
+    :func:`fastnet.kernels.rows.add_rows_`. Each column names its own row,
+    so adding a run in increasing order gives the bits of the loop."""
+    stride = g.shape[1]
+    g_flat = g.reshape(g.shape[0] * stride)
+    for p in range(k_lo * stride, k_hi * stride):
+        g_flat[p] = 0
+    for r in range(rows.shape[0]):
+        cols, v = sample_inputs(indptr, indices, values, rows[r])
+        q = cursor[r]
+        q_end = q
+        if up:
+            while q_end < cols.shape[0] and cols[q_end] < k_hi:
+                q_end += 1
+            add_rows_(g_flat, 0, stride, cols, v, q, q_end, 1, d[r])
+        else:
+            while q_end > 0 and cols[q_end - 1] >= k_lo:
+                q_end -= 1
+            add_rows_(g_flat, 0, stride, cols, v, q_end, q, 1, d[r])
+        cursor[r] = q_end
 
 
 @njit(**JIT_OPTIONS)
@@ -414,7 +447,7 @@ def sgd_dense_(
     free unit to whichever lane is free, and a barrier after each:
 
     1. Blocks of `row_block` rows: each row's first-layer sums from the
-       non-zero index (:func:`fastnet.kernels.mlp.first_layer_sums_`) and
+       non-zero index (:func:`fastnet.kernels.rows.first_layer_sums_`) and
        where its inputs cross the input blocks (:func:`input_cuts_`), then the
        block forward through the later layers and back to its errors, one
        BLAS product per layer (:func:`forward_rows_`, :func:`errors_rows_`).

@@ -1,0 +1,100 @@
+"""fastnet.kernels.rows: the vector row kernels give the bits of the obvious
+NumPy loops, for every row length (whole blocks of 8, 4, 2 and 1 vectors, a
+rest shorter than a vector, rows too long for the registers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from fastnet._config import ROW_BLOCK_VECTORS, ROW_VECTOR_BYTES
+from fastnet.kernels.rows import add_rows_, first_layer_sums_
+
+# Row lengths: every block combination of 1 to 8 vectors of float64 (4 to
+# 32 in steps of 4) and of float32 (8 to 64 in steps of 8), the book's 30
+# (stored as 32), rows that are not whole vectors, and rows longer than the
+# registers hold (the plain loops).
+STRIDES = [1, 3, 4, 5, 7, 8, 9, 12, 16, 17, 20, 24, 28, 30, 31, 32, 33, 40, 48, 56, 64, 65, 100]
+
+#: Numbers of non-zero inputs: none, one, an even and an odd count.
+N_NONZERO = [0, 1, 6, 7]
+
+
+@njit
+def _sums(params, w_off, stride, cols, v, zw):
+    first_layer_sums_(params, w_off, stride, cols, v, zw)
+
+
+@njit
+def _add(out, w_off, stride, cols, v, q_lo, q_hi, scale, d):
+    add_rows_(out, w_off, stride, cols, v, q_lo, q_hi, scale, d)
+
+
+def _problem(dtype, stride, n_nonzero, seed):
+    rng = np.random.default_rng(seed)
+    n_rows, w_off = 20, 3
+    params = rng.standard_normal(w_off + n_rows * stride + 5).astype(dtype)
+    cols = np.sort(rng.choice(n_rows, n_nonzero, replace=False)).astype(np.int32)
+    v = rng.standard_normal(n_nonzero).astype(dtype)
+    rows = params[w_off : w_off + n_rows * stride].reshape(n_rows, stride)
+    return params, w_off, cols, v, rows
+
+
+def _expected_sums(rows, cols, v):
+    """Pairs of inputs in order, the last alone: ``z += x0*row0 + x1*row1``."""
+    z = np.zeros(rows.shape[1], rows.dtype)
+    n = len(cols)
+    for q in range(0, n - 1, 2):
+        z += v[q] * rows[cols[q]] + v[q + 1] * rows[cols[q + 1]]
+    if n % 2:
+        z += v[n - 1] * rows[cols[n - 1]]
+    return z
+
+
+@pytest.mark.parametrize("n_nonzero", N_NONZERO)
+@pytest.mark.parametrize("stride", STRIDES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_layer_sums_match_the_obvious_loop_bit_for_bit(dtype, stride, n_nonzero):
+    params, w_off, cols, v, rows = _problem(dtype, stride, n_nonzero, stride * 10 + n_nonzero)
+    before = params.copy()
+    zw = np.full(stride + 4, 7, dtype)
+    _sums(params, w_off, stride, cols, v, zw)
+    np.testing.assert_array_equal(zw[:stride], _expected_sums(rows, cols, v))
+    np.testing.assert_array_equal(zw[stride:], 7)  # nothing past the row
+    np.testing.assert_array_equal(params, before)
+
+
+@pytest.mark.parametrize("q_range", [(0, None), (2, 5), (3, 3)])
+@pytest.mark.parametrize("stride", STRIDES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_rows_matches_the_obvious_loop_bit_for_bit(dtype, stride, q_range):
+    params, w_off, cols, v, rows = _problem(dtype, stride, 7, stride)
+    q_lo, q_hi = q_range[0], len(cols) if q_range[1] is None else q_range[1]
+    d = np.random.default_rng(stride + 1).standard_normal(stride).astype(dtype)
+    scale = dtype(-0.37)
+    expected = params.copy()
+    exp_rows = expected[w_off : w_off + rows.size].reshape(rows.shape)
+    for q in range(q_lo, q_hi):
+        exp_rows[cols[q]] += (scale * v[q]) * d
+    _add(params, w_off, stride, cols, v, q_lo, q_hi, scale, d)
+    np.testing.assert_array_equal(params, expected)
+
+
+def test_an_integer_scale_is_taken_in_the_arrays_dtype():
+    """The dense driver adds a gradient with scale 1: ``1 * v[q]`` is v[q]."""
+    params, w_off, cols, v, rows = _problem(np.float32, 32, 5, 0)
+    d = np.linspace(-1, 1, 32, dtype=np.float32)
+    expected = params.copy()
+    exp_rows = expected[w_off : w_off + rows.size].reshape(rows.shape)
+    for q in range(5):
+        exp_rows[cols[q]] += v[q] * d
+    _add(params, w_off, 32, cols, v, 0, 5, 1, d)
+    np.testing.assert_array_equal(params, expected)
+
+
+def test_the_longest_register_row_and_the_first_plain_one_are_in_the_strides():
+    """STRIDES covers both sides of the switch to the plain loops."""
+    for dtype in (np.float32, np.float64):
+        longest = ROW_BLOCK_VECTORS * ROW_VECTOR_BYTES // np.dtype(dtype).itemsize
+        assert longest in STRIDES and longest + 1 in STRIDES
