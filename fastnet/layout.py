@@ -118,7 +118,7 @@ class Layout:
     >>> lay = Layout([784, 30, 10])
     >>> lay.n_weights, lay.weight_end, lay.n_params
     (23820, 25408, 25448)
-    >>> lay.table[0, codes.STRIDE], lay.table[1, codes.W_ROWS]
+    >>> int(lay.table[0, codes.STRIDE]), int(lay.table[1, codes.W_ROWS])
     (32, 32)
     """
 
