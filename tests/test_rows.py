@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 from fastnet._config import ROW_BLOCK_VECTORS, ROW_VECTOR_BYTES
-from fastnet.kernels.rows import add_rows_, first_layer_sums_
+from fastnet.kernels.rows import add_rows_, first_layer_sums_, layer_add_, layer_sums_
 
 # Row lengths: every block combination of 1 to 8 vectors of float64 (4 to
 # 32 in steps of 4) and of float32 (8 to 64 in steps of 8), the book's 30
@@ -98,3 +98,63 @@ def test_the_longest_register_row_and_the_first_plain_one_are_in_the_strides():
     for dtype in (np.float32, np.float64):
         longest = ROW_BLOCK_VECTORS * ROW_VECTOR_BYTES // np.dtype(dtype).itemsize
         assert longest in STRIDES and longest + 1 in STRIDES
+
+
+# Later layers: rows of n_out entries (stride >= n_out), dense inputs with
+# zeros skipped; whole vectors, then one masked vector for the rest.
+N_OUT = [1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 15, 16, 17, 24, 30, 33, 64, 65, 100]
+
+
+@njit
+def _layer_sums(params, w_off, stride, b_off, a, z):
+    layer_sums_(params, w_off, stride, b_off, a, z)
+
+
+@njit
+def _layer_add(out, w_off, stride, a, scale, d):
+    layer_add_(out, w_off, stride, a, scale, d)
+
+
+def _layer_problem(dtype, n_in, n_out, seed):
+    rng = np.random.default_rng(seed)
+    stride = n_out + 3 * (n_out % 2)  # some rows longer than n_out
+    w_off = 5
+    params = rng.standard_normal(w_off + n_in * stride + n_out + 2).astype(dtype)
+    a = rng.standard_normal(n_in).astype(dtype)
+    a[::3] = 0
+    if n_in > 3:
+        params[w_off + 3 * stride] = np.inf  # behind a zero input: skipped
+    return params, w_off, stride, a
+
+
+@pytest.mark.parametrize("n_in", [0, 1, 7, 30])
+@pytest.mark.parametrize("n_out", N_OUT)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_sums_match_the_obvious_loop_bit_for_bit(dtype, n_out, n_in):
+    params, w_off, stride, a = _layer_problem(dtype, n_in, n_out, n_out * 100 + n_in)
+    b_off = w_off + n_in * stride
+    expected = params[b_off : b_off + n_out].copy()
+    for k in range(n_in):
+        if a[k] != 0:
+            expected += a[k] * params[w_off + k * stride : w_off + k * stride + n_out]
+    z = np.full(n_out + 9, 7, dtype)
+    _layer_sums(params, w_off, stride, b_off, a, z[:n_out])
+    np.testing.assert_array_equal(z[:n_out], expected)
+    np.testing.assert_array_equal(z[n_out:], 7)  # the masked lanes are not written
+
+
+@pytest.mark.parametrize("n_in", [0, 1, 7, 30])
+@pytest.mark.parametrize("n_out", N_OUT)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_add_matches_the_obvious_loop_bit_for_bit(dtype, n_out, n_in):
+    params, w_off, stride, a = _layer_problem(dtype, n_in, n_out, n_out * 100 + n_in + 1)
+    d = np.random.default_rng(n_out).standard_normal(n_out).astype(dtype)
+    scale = dtype(-0.37)
+    expected = params.copy()
+    for k in range(n_in):
+        if a[k] != 0:
+            row = expected[w_off + k * stride : w_off + k * stride + n_out]
+            row += (scale * a[k]) * d
+    _layer_add(params, w_off, stride, a, scale, d)
+    # Entries between rows (stride > n_out) and past the block are untouched.
+    np.testing.assert_array_equal(params, expected)

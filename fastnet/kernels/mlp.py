@@ -49,7 +49,7 @@ from fastnet.kernels.activations import (
 )
 from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, STRIDE, W_OFF, W_ROWS, Z_OFF
 from fastnet.kernels.prefetch import prefetch_sample
-from fastnet.kernels.rows import add_rows_, first_layer_sums_
+from fastnet.kernels.rows import add_rows_, first_layer_sums_, layer_add_, layer_sums_
 from fastnet.kernels.sync import OUT, TEAM, barrier, join_team, reset_team_
 
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
@@ -180,16 +180,8 @@ def forward_sample_(params, table, hidden, output, v, cols, z, a, alpha):
             for j in range(n_out):
                 zl[j] = alpha * zl[j] + params[b_off + j]
         else:
-            for j in range(n_out):
-                zl[j] = params[b_off + j]
             p_off = table[layer - 1, Z_OFF]
-            a_prev = a[p_off : p_off + n_in]
-            for k in range(n_in):
-                ak = a_prev[k]
-                if ak != 0:
-                    w = params[w_off + k * stride : w_off + k * stride + n_out]
-                    for j in range(n_out):
-                        zl[j] += ak * w[j]
+            layer_sums_(params, w_off, stride, b_off, a[p_off : p_off + n_in], zl)
         activate_(output if layer == n_layers - 1 else hidden, zl, a[z_off : z_off + n_out])
         for j in range(z_off + n_out, z_off + stride):
             a[j] = 0
@@ -287,13 +279,7 @@ def add_later_layers_(table, a, delta, scale, out):
         d = delta[z_off : z_off + n_out]
         if layer > 0:
             p_off = table[layer - 1, Z_OFF]
-            for k in range(n_in):
-                ak = a[p_off + k]
-                if ak != 0:
-                    c = scale * ak
-                    g = out[w_off + k * stride : w_off + k * stride + n_out]
-                    for j in range(n_out):
-                        g[j] += c * d[j]
+            layer_add_(out, w_off, stride, a[p_off : p_off + n_in], scale, d)
         gb = out[b_off : b_off + n_out]
         for j in range(n_out):
             gb[j] += scale * d[j]

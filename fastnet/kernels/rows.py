@@ -1,30 +1,36 @@
-"""The first layer's two row loops, generated as vector code with the
-sums (or the error) held in registers across a sample's rows.
+"""The row loops of training, generated as vector code with the sums (or
+the error) held in registers across a sample's rows.
 
-Training spends most of its first layer in two loops over one sample's
-non-zero inputs ``x[cols[q]] = v[q]``, each touching a whole stored row of
-the first layer's input-major weights (``stride`` entries, see
+Training spends most of a mini-batch-10 step in four loops over the rows of
+the input-major weights (row ``k`` holds the weights leaving input ``k``,
 :mod:`fastnet.layout`):
 
-* the forward sums, ``zw = sum_q v[q] * row(cols[q])``
-  (:func:`first_layer_sums_`);
-* the update or gradient, ``row(cols[q]) += (scale * v[q]) * d``
-  (:func:`add_rows_`).
+* the first layer's forward sums over a sample's non-zero inputs
+  ``x[cols[q]] = v[q]``, ``zw = sum_q v[q] * row(cols[q])``
+  (:func:`first_layer_sums_`), and its update or gradient,
+  ``row(cols[q]) += (scale * v[q]) * d`` (:func:`add_rows_`);
+* the same two for a later layer, over every non-zero activation of the
+  layer before (:func:`layer_sums_`, :func:`layer_add_`).
 
-Written as Numba loops over a runtime ``stride``, LLVM vectorizes each row
-but keeps ``zw`` in memory (a load and a store of every entry per pair of
-rows) and redoes its trip-count and overlap checks at every row. Here the
-same operations, in the same order and so with the same bits, are emitted as
-LLVM vector instructions over blocks of 8, 4, 2 or 1 vectors of
-``ROW_VECTOR_BYTES`` bytes: a block's sums, or its slice of ``d``, stay
-in registers for all of the sample's rows. Rows that are not whole vectors,
-or longer than ``ROW_BLOCK_VECTORS`` of them, keep the plain loops
-(:func:`row_fits_registers`; why in ``fastnet._config``). Measured
-(/work/exp/vec/t2.py, 2026-12-01, one thread, 20,000 shuffled MNIST
-images, next sample prefetched, stride 32):
-the forward sums 600-610 -> 416-426 ns per image in float32, 1126-1130 ->
-823-850 in float64; with the index in cache (200 images) 7.0 -> 3.5 (f32)
-cycles per non-zero input.
+Written as Numba loops over a runtime row length, LLVM vectorizes each row
+but keeps the sums in memory (a load, an add and a store of every entry per
+row, one after the other) and redoes its trip-count and overlap checks at
+every row. Here the same operations, in the same order and so with the same
+bits, are emitted as LLVM vector instructions over blocks of 8, 4, 2 or 1
+vectors of ``ROW_VECTOR_BYTES`` bytes, the sums or the error staying in
+registers for all the rows; a later layer's last partial vector is read and
+written through a lane mask. First-layer rows that are not whole vectors, or
+longer than ``ROW_BLOCK_VECTORS`` of them, keep the plain loops
+(:func:`row_fits_registers`; why in ``fastnet._config``).
+
+Measured (one thread, 20,000 shuffled MNIST images, next sample
+prefetched, 2026-12-01): the first layer's forward sums on rows of 32,
+600-610 -> 416-426 ns per image in float32, 1126-1130 -> 823-850 in float64
+(/work/exp/vec/t2.py); with the index in cache 7.0 -> 3.5 cycles per
+non-zero input. Paired A/B of the whole mini-batch-10 driver
+(/work/exp/ab_fused.py, [784, 30, 10], 2 threads, same bits): the first
+layer's kernels 1.17x (float32), 1.06x (float64); the later layer's two on
+top of them 1.20x / 1.17x, [784, 100, 10] float32 1.27x.
 
 Without JIT (``NUMBA_DISABLE_JIT=1``) the public functions run their plain
 Python bodies, the obvious loops that the vector code must match bit for bit
@@ -112,6 +118,67 @@ def add_rows_(out, w_off, stride, cols, v, q_lo, q_hi, scale, d):
     add_rows_loop_(out, w_off, stride, cols, v, q_lo, q_hi, out.dtype.type(scale), d)
 
 
+def layer_sums_(params, w_off, stride, b_off, a, z):
+    """``z = b + sum_k a[k] * (row k of a later layer)``: a layer's weighted
+    input from the previous layer's activations `a`, the sum over ``k`` in
+    increasing order, zero activations skipped.
+
+    Parameters
+    ----------
+    params : ndarray, shape (n_params,)
+    w_off, stride, b_off : int
+        The layer's ``table`` entries ``W_OFF``, ``STRIDE``, ``B_OFF``.
+    a : ndarray, shape (n_in,)
+    z : ndarray, shape (n_out,)
+        Overwritten; ``n_out <= stride``. Must not overlap `params`.
+    """
+    layer_sums_loop_(params, w_off, stride, b_off, a, z)
+
+
+@njit(**JIT_OPTIONS)
+def layer_sums_loop_(params, w_off, stride, b_off, a, z):
+    """:func:`layer_sums_` as plain loops (without JIT)."""
+    n_out = z.shape[0]
+    for j in range(n_out):
+        z[j] = params[b_off + j]
+    for k in range(a.shape[0]):
+        ak = a[k]
+        if ak != 0:
+            w = params[w_off + k * stride : w_off + k * stride + n_out]
+            for j in range(n_out):
+                z[j] += ak * w[j]
+
+
+def layer_add_(out, w_off, stride, a, scale, d):
+    """``out[row k] += (scale * a[k]) * d`` for every non-zero ``a[k]``: one
+    sample's term of a later layer's weight update (or gradient).
+
+    Parameters
+    ----------
+    out : ndarray, shape (n_params,)
+        Modified in place: ``len(d)`` entries of rows ``0 .. len(a)-1``.
+    w_off, stride : int
+    a : ndarray, shape (n_in,)
+    scale : float (dtype of `out`)
+    d : ndarray, shape (n_out,)
+        Must not overlap `out`.
+    """
+    layer_add_loop_(out, w_off, stride, a, out.dtype.type(scale), d)
+
+
+@njit(**JIT_OPTIONS)
+def layer_add_loop_(out, w_off, stride, a, scale, d):
+    """:func:`layer_add_` as plain loops (without JIT)."""
+    n_out = d.shape[0]
+    for k in range(a.shape[0]):
+        ak = a[k]
+        if ak != 0:
+            c = scale * ak
+            g = out[w_off + k * stride : w_off + k * stride + n_out]
+            for j in range(n_out):
+                g[j] += c * d[j]
+
+
 @njit(**JIT_OPTIONS)
 def row_fits_registers(a, stride):
     """Whether rows of `stride` entries of `a`'s dtype take the vector code:
@@ -173,8 +240,8 @@ def _row_arrays_ok(*arrays):
 
 
 class _Emitter:
-    """LLVM IR helpers shared by the two block kernels: element pointers of
-    1-D arrays, int64 casts and vector splats."""
+    """LLVM IR helpers shared by the block kernels: element pointers of 1-D
+    arrays, int64 casts, vector splats, lane masks and masked loads/stores."""
 
     def __init__(self, context, builder, dtype):
         self.context = context
@@ -224,13 +291,43 @@ class _Emitter:
     def const(self, n):
         return ir.Constant(self.i64, n)
 
-    def splat(self, x):
+    def lane_mask(self, n_lanes):
+        """``<i < n_lanes for each lane i>`` for a runtime int64 `n_lanes`."""
+        lanes = ir.Constant(ir.VectorType(self.i64, self.width), list(range(self.width)))
+        return self.builder.icmp_signed(
+            "<", lanes, self.splat(n_lanes, ir.VectorType(self.i64, self.width))
+        )
+
+    def masked_load(self, ptr, mask):
+        """The lanes of ``*ptr`` where `mask` holds, zero elsewhere; the
+        other lanes' memory is not touched."""
+        i32 = ir.IntType(32)
+        fn = self._intrinsic("load", self.vec, (self.vec.as_pointer(), i32, mask.type, self.vec))
+        zero = ir.Constant(self.vec, [ir.Constant(self.fty, 0.0)] * self.width)
+        return self.builder.call(fn, [ptr, ir.Constant(i32, self.align), mask, zero])
+
+    def masked_store(self, value, ptr, mask):
+        """Store the lanes of `value` where `mask` holds."""
+        i32 = ir.IntType(32)
+        args = (self.vec, self.vec.as_pointer(), i32, mask.type)
+        fn = self._intrinsic("store", ir.VoidType(), args)
+        self.builder.call(fn, [value, ptr, ir.Constant(i32, self.align), mask])
+
+    def _intrinsic(self, op, result, args):
+        bits = 32 if isinstance(self.fty, ir.FloatType) else 64
+        name = f"llvm.masked.{op}.v{self.width}f{bits}.p0"
+        fnty = ir.FunctionType(result, args)
+        return cgutils.get_or_insert_function(self.builder.module, fnty, name)
+
+    def splat(self, x, vec=None):
+        """`x` in every lane of a `vec` (default: the float vector)."""
+        vec = self.vec if vec is None else vec
         b = self.builder
-        undef = ir.Constant(self.vec, ir.Undefined)
+        undef = ir.Constant(vec, ir.Undefined)
         i32 = ir.IntType(32)
         first = b.insert_element(undef, x, ir.Constant(i32, 0))
         return b.shuffle_vector(
-            first, undef, ir.Constant(ir.VectorType(i32, self.width), [0] * self.width)
+            first, undef, ir.Constant(ir.VectorType(i32, vec.count), [0] * vec.count)
         )
 
 
@@ -378,12 +475,160 @@ def _make_add_block(n_vec):
     return block
 
 
+def _make_layer_block(n_vec, masked):
+    """An intrinsic ``block(params, w_base, stride, b_base, a, z, n_lanes)``:
+    ``z[j] = params[b_base + j] + sum_k a[k] * params[w_base + k*stride + j]``
+    for the block's lanes, the sum over ``k`` in increasing order skipping
+    zero ``a[k]``, kept in `n_vec` vector registers. With `masked`, one
+    vector of which only the first `n_lanes` lanes are read and written."""
+
+    @intrinsic
+    def block(typingctx, params, w_base, stride, b_base, a, z, n_lanes):
+        if not (
+            _row_arrays_ok(params, a, z)
+            and all(isinstance(t, types.Integer) for t in (w_base, stride, b_base, n_lanes))
+        ):
+            return None
+
+        def codegen(context, builder, sig, args):
+            pty, wty, sty, bty, aty, zty, nty = sig.args
+            e = _Emitter(context, builder, pty.dtype)
+            b = builder
+            p_arr = e.array(pty, args[0])
+            w_base = e.int64(args[1], wty)
+            stride_v = e.int64(args[2], sty)
+            b_base = e.int64(args[3], bty)
+            a_arr = e.array(aty, args[4])
+            z_arr = e.array(zty, args[5])
+            mask = e.lane_mask(e.int64(args[6], nty)) if masked else None
+            n_in = b.extract_value(a_arr.shape, 0)
+            fzero = ir.Constant(e.fty, 0.0)
+
+            def vectors(aryty, ary, start):
+                if masked:
+                    return [e.masked_load(e.vector_ptr(aryty, ary, start), mask)]
+                return e.load_vectors(aryty, ary, start, n_vec)
+
+            init = vectors(pty, p_arr, b_base)
+            entry = b.block
+            loop = b.append_basic_block("inputs")
+            done = b.append_basic_block("inputs_end")
+            b.cbranch(b.icmp_signed(">", n_in, e.const(0)), loop, done)
+            b.position_at_end(loop)
+            k = b.phi(e.i64)
+            acc = [b.phi(e.vec) for _ in range(len(init))]
+            x = e.load(aty, a_arr, k)
+            xs = e.splat(x)
+            row = vectors(pty, p_arr, b.add(w_base, b.mul(k, stride_v)))
+            keep = b.fcmp_unordered("!=", x, fzero)
+            new = [
+                b.select(keep, b.fadd(s_, b.fmul(xs, w)), s_)
+                for s_, w in zip(acc, row, strict=True)
+            ]
+            k_next = b.add(k, e.const(1))
+            b.cbranch(b.icmp_signed("<", k_next, n_in), loop, done)
+            k.add_incoming(e.const(0), entry)
+            k.add_incoming(k_next, loop)
+            for s_, init_v, value in zip(acc, init, new, strict=True):
+                s_.add_incoming(init_v, entry)
+                s_.add_incoming(value, loop)
+            b.position_at_end(done)
+            out = []
+            for init_v, value in zip(init, new, strict=True):
+                phi = b.phi(e.vec)
+                phi.add_incoming(init_v, entry)
+                phi.add_incoming(value, loop)
+                out.append(phi)
+            if masked:
+                e.masked_store(out[0], e.vector_ptr(zty, z_arr, e.const(0)), mask)
+            else:
+                e.store_vectors(out, zty, z_arr, e.const(0))
+            return context.get_dummy_value()
+
+        return types.void(params, w_base, stride, b_base, a, z, n_lanes), codegen
+
+    return block
+
+
+def _make_layer_add_block(n_vec, masked):
+    """An intrinsic ``block(out, w_base, stride, a, scale, d, n_lanes)``:
+    ``out[w_base + k*stride + j] += (scale * a[k]) * d[j]`` for every ``k``
+    with a non-zero ``a[k]``, ``d`` held in `n_vec` vector registers. With
+    `masked`, one vector of which only the first `n_lanes` lanes are read
+    and written."""
+
+    @intrinsic
+    def block(typingctx, out, w_base, stride, a, scale, d, n_lanes):
+        if not (
+            _row_arrays_ok(out, a, d)
+            and all(isinstance(t, types.Integer) for t in (w_base, stride, n_lanes))
+            and scale == out.dtype
+        ):
+            return None
+
+        def codegen(context, builder, sig, args):
+            oty, wty, sty, aty, _, dty, nty = sig.args
+            e = _Emitter(context, builder, oty.dtype)
+            b = builder
+            o_arr = e.array(oty, args[0])
+            w_base = e.int64(args[1], wty)
+            stride_v = e.int64(args[2], sty)
+            a_arr = e.array(aty, args[3])
+            scale_v = args[4]
+            d_arr = e.array(dty, args[5])
+            mask = e.lane_mask(e.int64(args[6], nty)) if masked else None
+            n_in = b.extract_value(a_arr.shape, 0)
+            fzero = ir.Constant(e.fty, 0.0)
+            if masked:
+                dv = [e.masked_load(e.vector_ptr(dty, d_arr, e.const(0)), mask)]
+            else:
+                dv = e.load_vectors(dty, d_arr, e.const(0), n_vec)
+
+            entry = b.block
+            loop = b.append_basic_block("inputs")
+            add = b.append_basic_block("add")
+            latch = b.append_basic_block("next")
+            done = b.append_basic_block("inputs_end")
+            b.cbranch(b.icmp_signed(">", n_in, e.const(0)), loop, done)
+            b.position_at_end(loop)
+            k = b.phi(e.i64)
+            x = e.load(aty, a_arr, k)
+            b.cbranch(b.fcmp_unordered("!=", x, fzero), add, latch)
+            b.position_at_end(add)
+            c = e.splat(b.fmul(scale_v, x))
+            start = b.add(w_base, b.mul(k, stride_v))
+            if masked:
+                ptr = e.vector_ptr(oty, o_arr, start)
+                old = e.masked_load(ptr, mask)
+                e.masked_store(b.fadd(old, b.fmul(c, dv[0])), ptr, mask)
+            else:
+                old = e.load_vectors(oty, o_arr, start, n_vec)
+                new = [b.fadd(w, b.fmul(c, x_)) for w, x_ in zip(old, dv, strict=True)]
+                e.store_vectors(new, oty, o_arr, start)
+            b.branch(latch)
+            b.position_at_end(latch)
+            k_next = b.add(k, e.const(1))
+            b.cbranch(b.icmp_signed("<", k_next, n_in), loop, done)
+            k.add_incoming(e.const(0), entry)
+            k.add_incoming(k_next, latch)
+            b.position_at_end(done)
+            return context.get_dummy_value()
+
+        return types.void(out, w_base, stride, a, scale, d, n_lanes), codegen
+
+    return block
+
+
 # The dispatch below takes a row of up to 8 vectors as at most one block of
 # each of these sizes.
 if ROW_BLOCK_VECTORS != 8:
     raise ImportError("fastnet.kernels.rows dispatches blocks of 8, 4, 2 and 1 vectors")
 _sums8, _sums4, _sums2, _sums1 = (_make_sums_block(n) for n in (8, 4, 2, 1))
 _add8, _add4, _add2, _add1 = (_make_add_block(n) for n in (8, 4, 2, 1))
+_layer8, _layer4, _layer2, _layer1 = (_make_layer_block(n, False) for n in (8, 4, 2, 1))
+_layer_tail = _make_layer_block(1, True)
+_ladd8, _ladd4, _ladd2, _ladd1 = (_make_layer_add_block(n, False) for n in (8, 4, 2, 1))
+_ladd_tail = _make_layer_add_block(1, True)
 
 
 def _vector_width(array):
@@ -436,5 +681,56 @@ def _add_rows(out, w_off, stride, cols, v, q_lo, q_hi, scale, d):
             j += 2 * width
         if stride - j >= width:
             _add1(out, w_off + j, stride, cols, v, q_lo, q_hi, c, d[j:])
+
+    return impl
+
+
+@overload(layer_sums_, jit_options=JIT_OPTIONS)
+def _layer_sums(params, w_off, stride, b_off, a, z):
+    width = _vector_width(params)
+
+    def impl(params, w_off, stride, b_off, a, z):
+        n_out = z.shape[0]
+        j = 0
+        while n_out - j >= 8 * width:
+            _layer8(params, w_off + j, stride, b_off + j, a, z[j:], 0)
+            j += 8 * width
+        if n_out - j >= 4 * width:
+            _layer4(params, w_off + j, stride, b_off + j, a, z[j:], 0)
+            j += 4 * width
+        if n_out - j >= 2 * width:
+            _layer2(params, w_off + j, stride, b_off + j, a, z[j:], 0)
+            j += 2 * width
+        if n_out - j >= width:
+            _layer1(params, w_off + j, stride, b_off + j, a, z[j:], 0)
+            j += width
+        if j < n_out:
+            _layer_tail(params, w_off + j, stride, b_off + j, a, z[j:], n_out - j)
+
+    return impl
+
+
+@overload(layer_add_, jit_options=JIT_OPTIONS)
+def _layer_add(out, w_off, stride, a, scale, d):
+    width = _vector_width(out)
+
+    def impl(out, w_off, stride, a, scale, d):
+        c = out.dtype.type(scale)
+        n_out = d.shape[0]
+        j = 0
+        while n_out - j >= 8 * width:
+            _ladd8(out, w_off + j, stride, a, c, d[j:], 0)
+            j += 8 * width
+        if n_out - j >= 4 * width:
+            _ladd4(out, w_off + j, stride, a, c, d[j:], 0)
+            j += 4 * width
+        if n_out - j >= 2 * width:
+            _ladd2(out, w_off + j, stride, a, c, d[j:], 0)
+            j += 2 * width
+        if n_out - j >= width:
+            _ladd1(out, w_off + j, stride, a, c, d[j:], 0)
+            j += width
+        if j < n_out:
+            _ladd_tail(out, w_off + j, stride, a, c, d[j:], n_out - j)
 
     return impl
