@@ -102,7 +102,7 @@ def test_the_longest_register_row_and_the_first_plain_one_are_in_the_strides():
 
 # Later layers: rows of n_out entries (stride >= n_out), dense inputs with
 # zeros skipped; whole vectors, then one masked vector for the rest.
-N_OUT = [1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 15, 16, 17, 24, 30, 33, 64, 65, 100]
+N_OUT = [1, 3, 4, 7, 8, 10, 12, 17, 30, 33, 64, 100]
 
 
 @njit
@@ -127,7 +127,7 @@ def _layer_problem(dtype, n_in, n_out, seed):
     return params, w_off, stride, a
 
 
-@pytest.mark.parametrize("n_in", [0, 1, 7, 30])
+@pytest.mark.parametrize("n_in", [0, 7, 30])
 @pytest.mark.parametrize("n_out", N_OUT)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layer_sums_match_the_obvious_loop_bit_for_bit(dtype, n_out, n_in):
@@ -143,7 +143,7 @@ def test_layer_sums_match_the_obvious_loop_bit_for_bit(dtype, n_out, n_in):
     np.testing.assert_array_equal(z[n_out:], 7)  # the masked lanes are not written
 
 
-@pytest.mark.parametrize("n_in", [0, 1, 7, 30])
+@pytest.mark.parametrize("n_in", [0, 7, 30])
 @pytest.mark.parametrize("n_out", N_OUT)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layer_add_matches_the_obvious_loop_bit_for_bit(dtype, n_out, n_in):
