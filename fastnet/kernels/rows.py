@@ -252,40 +252,52 @@ class _Emitter:
         self.align = context.get_abi_alignment(self.fty)
         self.i64 = ir.IntType(64)
 
-    def array(self, aryty, value):
-        return self.context.make_array(aryty)(self.context, self.builder, value)
+    def unpack(self, sig, args):
+        """The intrinsic's arguments: arrays as ``(type, struct)`` pairs,
+        integers as int64 values, floats as they are."""
+        out = []
+        for ty, value in zip(sig.args, args, strict=True):
+            if isinstance(ty, types.Array):
+                out.append((ty, self.context.make_array(ty)(self.context, self.builder, value)))
+            elif isinstance(ty, types.Integer):
+                out.append(self.context.cast(self.builder, value, ty, types.int64))
+            else:
+                out.append(value)
+        return out
 
-    def int64(self, value, ty):
-        return self.context.cast(self.builder, value, ty, types.int64)
+    def length(self, array):
+        return self.builder.extract_value(array[1].shape, 0)
 
-    def item(self, aryty, ary, index):
+    def item(self, array, index):
+        aryty, ary = array
         return cgutils.get_item_pointer(
             self.context, self.builder, aryty, ary, [index], wraparound=False
         )
 
-    def load(self, aryty, ary, index):
-        return self.builder.load(self.item(aryty, ary, index))
+    def load(self, array, index):
+        return self.builder.load(self.item(array, index))
 
-    def load_index(self, aryty, ary, index):
-        return self.int64(self.load(aryty, ary, index), aryty.dtype)
+    def load_index(self, array, index):
+        value = self.load(array, index)
+        return self.context.cast(self.builder, value, array[0].dtype, types.int64)
 
-    def vector_ptr(self, aryty, ary, index):
-        return self.builder.bitcast(self.item(aryty, ary, index), self.vec.as_pointer())
+    def vector_ptr(self, array, index):
+        return self.builder.bitcast(self.item(array, index), self.vec.as_pointer())
 
-    def load_vectors(self, aryty, ary, start, n):
+    def load_vectors(self, array, start, n):
         b = self.builder
         return [
             b.load(
-                self.vector_ptr(aryty, ary, b.add(start, self.const(i * self.width))),
+                self.vector_ptr(array, b.add(start, self.const(i * self.width))),
                 align=self.align,
             )
             for i in range(n)
         ]
 
-    def store_vectors(self, values, aryty, ary, start):
+    def store_vectors(self, values, array, start):
         b = self.builder
         for i, value in enumerate(values):
-            ptr = self.vector_ptr(aryty, ary, b.add(start, self.const(i * self.width)))
+            ptr = self.vector_ptr(array, b.add(start, self.const(i * self.width)))
             b.store(value, ptr, align=self.align)
 
     def const(self, n):
@@ -350,21 +362,15 @@ def _make_sums_block(n_vec):
             return None
 
         def codegen(context, builder, sig, args):
-            pty, bty, sty, cty, vty, zty = sig.args
-            e = _Emitter(context, builder, pty.dtype)
+            e = _Emitter(context, builder, sig.args[0].dtype)
             b = builder
-            p_arr = e.array(pty, args[0])
-            base_v = e.int64(args[1], bty)
-            stride_v = e.int64(args[2], sty)
-            c_arr = e.array(cty, args[3])
-            v_arr = e.array(vty, args[4])
-            z_arr = e.array(zty, args[5])
-            n = b.extract_value(c_arr.shape, 0)
+            p_arr, base_v, stride_v, c_arr, v_arr, z_arr = e.unpack(sig, args)
+            n = e.length(c_arr)
             zero = ir.Constant(e.vec, [ir.Constant(e.fty, 0.0)] * e.width)
 
             def row(q):
-                k = e.load_index(cty, c_arr, q)
-                return e.load_vectors(pty, p_arr, b.add(base_v, b.mul(k, stride_v)), n_vec)
+                k = e.load_index(c_arr, q)
+                return e.load_vectors(p_arr, b.add(base_v, b.mul(k, stride_v)), n_vec)
 
             entry = b.block
             pairs = b.append_basic_block("pairs")
@@ -377,8 +383,8 @@ def _make_sums_block(n_vec):
             acc = [b.phi(e.vec) for _ in range(n_vec)]
             q0 = b.mul(p, e.const(2))
             q1 = b.add(q0, e.const(1))
-            x0 = e.splat(e.load(vty, v_arr, q0))
-            x1 = e.splat(e.load(vty, v_arr, q1))
+            x0 = e.splat(e.load(v_arr, q0))
+            x1 = e.splat(e.load(v_arr, q1))
             w0 = row(q0)
             w1 = row(q1)
             # zw + (x0 * row0 + x1 * row1), rounded as sum_rows_loop_ does.
@@ -404,14 +410,14 @@ def _make_sums_block(n_vec):
             before = b.block
             with b.if_then(odd):
                 last = b.sub(n, e.const(1))
-                x = e.splat(e.load(vty, v_arr, last))
+                x = e.splat(e.load(v_arr, last))
                 with_last = [b.fadd(s, b.fmul(x, r)) for s, r in zip(sums, row(last), strict=True)]
                 odd_end = b.block
             result = [b.phi(e.vec) for _ in range(n_vec)]
             for r, s, t in zip(result, sums, with_last, strict=True):
                 r.add_incoming(s, before)
                 r.add_incoming(t, odd_end)
-            e.store_vectors(result, zty, z_arr, e.const(0))
+            e.store_vectors(result, z_arr, e.const(0))
             return context.get_dummy_value()
 
         return types.void(params, base, stride, cols, v, zw), codegen
@@ -438,18 +444,10 @@ def _make_add_block(n_vec):
             return None
 
         def codegen(context, builder, sig, args):
-            oty, bty, sty, cty, vty, lty, hty, _, dty = sig.args
-            e = _Emitter(context, builder, oty.dtype)
+            e = _Emitter(context, builder, sig.args[0].dtype)
             b = builder
-            o_arr = e.array(oty, args[0])
-            base_v = e.int64(args[1], bty)
-            stride_v = e.int64(args[2], sty)
-            c_arr = e.array(cty, args[3])
-            v_arr = e.array(vty, args[4])
-            lo = e.int64(args[5], lty)
-            hi = e.int64(args[6], hty)
-            scale_v = args[7]
-            dv = e.load_vectors(dty, e.array(dty, args[8]), e.const(0), n_vec)
+            o_arr, base_v, stride_v, c_arr, v_arr, lo, hi, scale_v, d_arr = e.unpack(sig, args)
+            dv = e.load_vectors(d_arr, e.const(0), n_vec)
 
             entry = b.block
             loop = b.append_basic_block("rows")
@@ -457,11 +455,11 @@ def _make_add_block(n_vec):
             b.cbranch(b.icmp_signed("<", lo, hi), loop, done)
             b.position_at_end(loop)
             q = b.phi(e.i64)
-            c = e.splat(b.fmul(scale_v, e.load(vty, v_arr, q)))
-            start = b.add(base_v, b.mul(e.load_index(cty, c_arr, q), stride_v))
-            old = e.load_vectors(oty, o_arr, start, n_vec)
+            c = e.splat(b.fmul(scale_v, e.load(v_arr, q)))
+            start = b.add(base_v, b.mul(e.load_index(c_arr, q), stride_v))
+            old = e.load_vectors(o_arr, start, n_vec)
             e.store_vectors(
-                [b.fadd(w, b.fmul(c, x)) for w, x in zip(old, dv, strict=True)], oty, o_arr, start
+                [b.fadd(w, b.fmul(c, x)) for w, x in zip(old, dv, strict=True)], o_arr, start
             )
             q_next = b.add(q, e.const(1))
             b.cbranch(b.icmp_signed("<", q_next, hi), loop, done)
@@ -491,25 +489,19 @@ def _make_layer_block(n_vec, masked):
             return None
 
         def codegen(context, builder, sig, args):
-            pty, wty, sty, bty, aty, zty, nty = sig.args
-            e = _Emitter(context, builder, pty.dtype)
+            e = _Emitter(context, builder, sig.args[0].dtype)
             b = builder
-            p_arr = e.array(pty, args[0])
-            w_base = e.int64(args[1], wty)
-            stride_v = e.int64(args[2], sty)
-            b_base = e.int64(args[3], bty)
-            a_arr = e.array(aty, args[4])
-            z_arr = e.array(zty, args[5])
-            mask = e.lane_mask(e.int64(args[6], nty)) if masked else None
-            n_in = b.extract_value(a_arr.shape, 0)
+            p_arr, w_base, stride_v, b_base, a_arr, z_arr, n_lanes = e.unpack(sig, args)
+            mask = e.lane_mask(n_lanes) if masked else None
+            n_in = e.length(a_arr)
             fzero = ir.Constant(e.fty, 0.0)
 
-            def vectors(aryty, ary, start):
+            def vectors(array, start):
                 if masked:
-                    return [e.masked_load(e.vector_ptr(aryty, ary, start), mask)]
-                return e.load_vectors(aryty, ary, start, n_vec)
+                    return [e.masked_load(e.vector_ptr(array, start), mask)]
+                return e.load_vectors(array, start, n_vec)
 
-            init = vectors(pty, p_arr, b_base)
+            init = vectors(p_arr, b_base)
             entry = b.block
             loop = b.append_basic_block("inputs")
             done = b.append_basic_block("inputs_end")
@@ -517,9 +509,9 @@ def _make_layer_block(n_vec, masked):
             b.position_at_end(loop)
             k = b.phi(e.i64)
             acc = [b.phi(e.vec) for _ in range(len(init))]
-            x = e.load(aty, a_arr, k)
+            x = e.load(a_arr, k)
             xs = e.splat(x)
-            row = vectors(pty, p_arr, b.add(w_base, b.mul(k, stride_v)))
+            row = vectors(p_arr, b.add(w_base, b.mul(k, stride_v)))
             keep = b.fcmp_unordered("!=", x, fzero)
             new = [
                 b.select(keep, b.fadd(s_, b.fmul(xs, w)), s_)
@@ -540,9 +532,9 @@ def _make_layer_block(n_vec, masked):
                 phi.add_incoming(value, loop)
                 out.append(phi)
             if masked:
-                e.masked_store(out[0], e.vector_ptr(zty, z_arr, e.const(0)), mask)
+                e.masked_store(out[0], e.vector_ptr(z_arr, e.const(0)), mask)
             else:
-                e.store_vectors(out, zty, z_arr, e.const(0))
+                e.store_vectors(out, z_arr, e.const(0))
             return context.get_dummy_value()
 
         return types.void(params, w_base, stride, b_base, a, z, n_lanes), codegen
@@ -567,22 +559,16 @@ def _make_layer_add_block(n_vec, masked):
             return None
 
         def codegen(context, builder, sig, args):
-            oty, wty, sty, aty, _, dty, nty = sig.args
-            e = _Emitter(context, builder, oty.dtype)
+            e = _Emitter(context, builder, sig.args[0].dtype)
             b = builder
-            o_arr = e.array(oty, args[0])
-            w_base = e.int64(args[1], wty)
-            stride_v = e.int64(args[2], sty)
-            a_arr = e.array(aty, args[3])
-            scale_v = args[4]
-            d_arr = e.array(dty, args[5])
-            mask = e.lane_mask(e.int64(args[6], nty)) if masked else None
-            n_in = b.extract_value(a_arr.shape, 0)
+            o_arr, w_base, stride_v, a_arr, scale_v, d_arr, n_lanes = e.unpack(sig, args)
+            mask = e.lane_mask(n_lanes) if masked else None
+            n_in = e.length(a_arr)
             fzero = ir.Constant(e.fty, 0.0)
             if masked:
-                dv = [e.masked_load(e.vector_ptr(dty, d_arr, e.const(0)), mask)]
+                dv = [e.masked_load(e.vector_ptr(d_arr, e.const(0)), mask)]
             else:
-                dv = e.load_vectors(dty, d_arr, e.const(0), n_vec)
+                dv = e.load_vectors(d_arr, e.const(0), n_vec)
 
             entry = b.block
             loop = b.append_basic_block("inputs")
@@ -592,19 +578,19 @@ def _make_layer_add_block(n_vec, masked):
             b.cbranch(b.icmp_signed(">", n_in, e.const(0)), loop, done)
             b.position_at_end(loop)
             k = b.phi(e.i64)
-            x = e.load(aty, a_arr, k)
+            x = e.load(a_arr, k)
             b.cbranch(b.fcmp_unordered("!=", x, fzero), add, latch)
             b.position_at_end(add)
             c = e.splat(b.fmul(scale_v, x))
             start = b.add(w_base, b.mul(k, stride_v))
             if masked:
-                ptr = e.vector_ptr(oty, o_arr, start)
+                ptr = e.vector_ptr(o_arr, start)
                 old = e.masked_load(ptr, mask)
                 e.masked_store(b.fadd(old, b.fmul(c, dv[0])), ptr, mask)
             else:
-                old = e.load_vectors(oty, o_arr, start, n_vec)
+                old = e.load_vectors(o_arr, start, n_vec)
                 new = [b.fadd(w, b.fmul(c, x_)) for w, x_ in zip(old, dv, strict=True)]
-                e.store_vectors(new, oty, o_arr, start)
+                e.store_vectors(new, o_arr, start)
             b.branch(latch)
             b.position_at_end(latch)
             k_next = b.add(k, e.const(1))
