@@ -131,6 +131,15 @@ def layer_sums_(params, w_off, stride, b_off, a, z):
     a : ndarray, shape (n_in,)
     z : ndarray, shape (n_out,)
         Overwritten; ``n_out <= stride``. Must not overlap `params`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> params = np.array([1.0, 2.0, 3.0, 4.0, 0.5, -0.5])  # 2 rows of 2, then b
+    >>> z = np.empty(2)
+    >>> layer_sums_(params, 0, 2, 4, np.array([0.0, 2.0]), z)  # input 0 skipped
+    >>> z.tolist()
+    [6.5, 7.5]
     """
     layer_sums_loop_(params, w_off, stride, b_off, a, z)
 
@@ -162,6 +171,14 @@ def layer_add_(out, w_off, stride, a, scale, d):
     scale : float (dtype of `out`)
     d : ndarray, shape (n_out,)
         Must not overlap `out`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = np.zeros(4)                             # 2 rows of 2
+    >>> layer_add_(out, 0, 2, np.array([2.0, 0.0]), -0.5, np.array([1.0, 3.0]))
+    >>> out.tolist()
+    [-1.0, -3.0, 0.0, 0.0]
     """
     layer_add_loop_(out, w_off, stride, a, out.dtype.type(scale), d)
 
