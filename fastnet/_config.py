@@ -194,9 +194,10 @@ DENSE_EVAL_ROWS = 256
 ROW_PAD = 32
 ROW_PAD_MAX_SHARE = 0.125
 
-#: Bytes per vector of the first layer's row kernels (fastnet.kernels.rows):
-#: one AVX2 register, 8 float32 or 4 float64. The kernels hold a whole row
-#: in registers when it is at most ROW_BLOCK_VECTORS of them.
+#: Bytes per vector of the row kernels (fastnet.kernels.rows): one AVX2
+#: register, 8 float32 or 4 float64. The first layer's kernels hold a whole
+#: row in registers when it is at most ROW_BLOCK_VECTORS of them; a later
+#: layer's run in blocks of them and a masked last vector.
 ROW_VECTOR_BYTES = 32
 
 #: Longest first-layer row, in vectors, that the row kernels keep in
