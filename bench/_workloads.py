@@ -52,6 +52,15 @@ def settle() -> None:
     time.sleep(SETTLE_S)
 
 
+def settled_seconds(fn, *args) -> float:
+    """Seconds of ``fn(*args)``, timed after :func:`settle` (for the paired
+    rounds, which time two sides inside one round themselves)."""
+    settle()
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
 @dataclass(frozen=True)
 class Workload:
     """A training workload and how much of an epoch each implementation times.

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,7 +40,7 @@ from _workloads import (  # noqa: E402
     reference_epoch_slice,
     reference_params,
     sample_order,
-    settle,
+    settled_seconds,
 )
 from report import EVAL_TARGET, MANY_TARGET, THREAD_TARGET, TRAIN_TARGETS  # noqa: E402
 
@@ -52,13 +51,6 @@ from fastnet.threads import max_threads  # noqa: E402
 SECTIONS = ("train", "eval", "threads", "many")
 
 
-def _seconds(fn) -> float:
-    settle()
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 def paired(a, b, samples_a, samples_b, rounds):
     """Per-round ratios (samples/s of `a` over samples/s of `b`), each round
     timing `a` then `b`, after one untimed warm-up of each."""
@@ -66,8 +58,8 @@ def paired(a, b, samples_a, samples_b, rounds):
     b()
     ratios = []
     for _ in range(rounds):
-        ra = samples_a / _seconds(a)
-        rb = samples_b / _seconds(b)
+        ra = samples_a / settled_seconds(a)
+        rb = samples_b / settled_seconds(b)
         ratios.append(ra / rb)
     return ratios
 

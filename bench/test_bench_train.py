@@ -24,8 +24,6 @@ are reported as samples per second by bench/report.py from
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from _workloads import (
@@ -40,6 +38,7 @@ from _workloads import (
     reference_params,
     resolved_threads,
     settle,
+    settled_seconds,
     timed_batches,
 )
 
@@ -134,17 +133,15 @@ def train_paired_slices(benchmark, net, X, y, order, workload, dtype):
     benchmark.extra_info["reference_samples"] = mb * nb_ref
     seconds = {"fastnet": [], "reference": []}
 
-    def timed(what, fn, *args):
-        settle()
-        t = time.perf_counter()
-        fn(*args)
-        seconds[what].append(time.perf_counter() - t)
-
     def one_pair():
         net.params[...] = p0
         weights, biases = reference_params(net)
-        timed("fastnet", fastnet_epoch_slice, net, X, y, order, mb, nb_fast)
-        timed("reference", reference_epoch_slice, weights, biases, X, y, order, mb, nb_ref)
+        seconds["fastnet"].append(
+            settled_seconds(fastnet_epoch_slice, net, X, y, order, mb, nb_fast)
+        )
+        seconds["reference"].append(
+            settled_seconds(reference_epoch_slice, weights, biases, X, y, order, mb, nb_ref)
+        )
 
     benchmark.pedantic(one_pair, rounds=workload.rounds, warmup_rounds=1)
     benchmark.extra_info["fastnet_seconds"] = seconds["fastnet"][1:]

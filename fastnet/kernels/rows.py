@@ -268,6 +268,8 @@ class _Emitter:
         self.vec = ir.VectorType(self.fty, self.width)
         self.align = context.get_abi_alignment(self.fty)
         self.i64 = ir.IntType(64)
+        self.zero = ir.Constant(self.fty, 0.0)
+        self.zero_vector = ir.Constant(self.vec, [self.zero] * self.width)
 
     def unpack(self, sig, args):
         """The intrinsic's arguments: arrays as ``(type, struct)`` pairs,
@@ -332,8 +334,7 @@ class _Emitter:
         other lanes' memory is not touched."""
         i32 = ir.IntType(32)
         fn = self._intrinsic("load", self.vec, (self.vec.as_pointer(), i32, mask.type, self.vec))
-        zero = ir.Constant(self.vec, [ir.Constant(self.fty, 0.0)] * self.width)
-        return self.builder.call(fn, [ptr, ir.Constant(i32, self.align), mask, zero])
+        return self.builder.call(fn, [ptr, ir.Constant(i32, self.align), mask, self.zero_vector])
 
     def masked_store(self, value, ptr, mask):
         """Store the lanes of `value` where `mask` holds."""
@@ -383,7 +384,7 @@ def _make_sums_block(n_vec):
             b = builder
             p_arr, base_v, stride_v, c_arr, v_arr, z_arr = e.unpack(sig, args)
             n = e.length(c_arr)
-            zero = ir.Constant(e.vec, [ir.Constant(e.fty, 0.0)] * e.width)
+            zero = e.zero_vector
 
             def row(q):
                 k = e.load_index(c_arr, q)
@@ -511,7 +512,6 @@ def _make_layer_block(n_vec, masked):
             p_arr, w_base, stride_v, b_base, a_arr, z_arr, n_lanes = e.unpack(sig, args)
             mask = e.lane_mask(n_lanes) if masked else None
             n_in = e.length(a_arr)
-            fzero = ir.Constant(e.fty, 0.0)
 
             def vectors(array, start):
                 if masked:
@@ -529,7 +529,7 @@ def _make_layer_block(n_vec, masked):
             x = e.load(a_arr, k)
             xs = e.splat(x)
             row = vectors(p_arr, b.add(w_base, b.mul(k, stride_v)))
-            keep = b.fcmp_unordered("!=", x, fzero)
+            keep = b.fcmp_unordered("!=", x, e.zero)
             new = [
                 b.select(keep, b.fadd(s_, b.fmul(xs, w)), s_)
                 for s_, w in zip(acc, row, strict=True)
@@ -581,7 +581,6 @@ def _make_layer_add_block(n_vec, masked):
             o_arr, w_base, stride_v, a_arr, scale_v, d_arr, n_lanes = e.unpack(sig, args)
             mask = e.lane_mask(n_lanes) if masked else None
             n_in = e.length(a_arr)
-            fzero = ir.Constant(e.fty, 0.0)
             if masked:
                 dv = [e.masked_load(e.vector_ptr(d_arr, e.const(0)), mask)]
             else:
@@ -596,7 +595,7 @@ def _make_layer_add_block(n_vec, masked):
             b.position_at_end(loop)
             k = b.phi(e.i64)
             x = e.load(a_arr, k)
-            b.cbranch(b.fcmp_unordered("!=", x, fzero), add, latch)
+            b.cbranch(b.fcmp_unordered("!=", x, e.zero), add, latch)
             b.position_at_end(add)
             c = e.splat(b.fmul(scale_v, x))
             start = b.add(w_base, b.mul(k, stride_v))
