@@ -66,13 +66,18 @@ class DenseWorkspace:
     grads : ndarray, shape (1, layout.n_params)
         The mini-batch's gradient sum (2-D, as the loop drivers' per-chunk
         sums, so both update through the same kernel).
-    cuts : ndarray of int64, shape (mini_batch, DENSE_IN_BLOCKS + 1)
-        Where each sample's inputs cross the first layer's input blocks.
-    sync : ndarray of int64, shape (SYNC_SIZE,)
+    bounds : ndarray of int64, shape (mini_batch, n_blocks + 1)
+        Where each sample's non-zeros cross the first layer's input blocks.
+    counts : ndarray of int64, shape (sizes[0],)
+        Non-zeros per input, to set the blocks.
+    cuts : ndarray of int64, shape (n_blocks + 1,)
+        The first layer's input blocks.
+    sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
         The team's counters (:mod:`fastnet.kernels.sync`).
+    n_lanes, n_blocks : int
+        Lanes of the team; blocks of the first layer's inputs.
     row_block : int
         Rows per unit of the driver's first phase (:func:`dense_row_block`).
-    n_lanes : int
     """
 
     def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
@@ -84,10 +89,11 @@ class DenseWorkspace:
         # Blocks only serve to share the work; each costs a pass over the
         # mini-batch's samples, so one lane takes the inputs in one block.
         self.n_blocks = 1 if n_lanes == 1 else DENSE_IN_BLOCKS * ((n_lanes + 1) // 2)
-        self.cursors = np.zeros((n_lanes, mini_batch), np.int64)
+        self.bounds = np.zeros((mini_batch, self.n_blocks + 1), np.int64)
         self.counts = np.zeros(layout.sizes[0], np.int64)
         self.cuts = np.zeros(self.n_blocks + 1, np.int64)
         self.sync = np.zeros(SYNC_SIZE + 8 * ((n_lanes + 1) // 2), np.int64)
+        self.n_lanes = n_lanes
         self.row_block = dense_row_block(mini_batch)
 
     @property
@@ -99,10 +105,11 @@ class DenseWorkspace:
             self.acts,
             self.deltas,
             self.grads,
-            self.cursors,
+            self.bounds,
             self.counts,
             self.cuts,
             self.sync,
+            self.n_lanes,
             self.row_block,
         )
 

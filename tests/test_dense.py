@@ -88,7 +88,7 @@ def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
     ws = DenseWorkspace(lay, params.dtype, mini_batch, 2)
     for work in (ws.zs, ws.acts, ws.deltas, ws.grads):
         work[...] = np.nan
-    for scratch in (ws.cursors, ws.counts, ws.cuts, ws.sync):
+    for scratch in (ws.bounds, ws.counts, ws.cuts, ws.sync):
         scratch[...] = 7
     with blas_threads(1):
         dense.sgd_dense_(
@@ -184,15 +184,16 @@ def test_lane_count_gives_identical_bits(dtype):
     assert results[1] != start.tobytes()
 
 
-@pytest.mark.parametrize("field", ["cursors", "counts", "cuts", "sync", "row_block"])
+@pytest.mark.parametrize("field", ["bounds", "counts", "cuts", "sync", "n_lanes", "row_block"])
 def test_driver_refuses_scratch_that_does_not_fit(field):
     lay, params, X, y = problem((12, 9, 4), 40)
     ws = DenseWorkspace(lay, params.dtype, 10, 2)
     short = {
-        "cursors": np.zeros((2, 9), np.int64),
+        "bounds": np.zeros((9, ws.n_blocks + 1), np.int64),
         "counts": np.zeros(11, np.int64),
         "cuts": np.zeros(1, np.int64),
         "sync": ws.sync[:-8],
+        "n_lanes": 0,
         "row_block": 0,
     }
     setattr(ws, field, short[field])
@@ -201,37 +202,60 @@ def test_driver_refuses_scratch_that_does_not_fit(field):
         dense.sgd_dense_(*args, 0.1, 1.0, 40, *ws.buffers)
 
 
+def test_driver_refuses_bounds_of_other_blocks():
+    # Bounds for another number of blocks than the cuts would be read past
+    # their rows' ends.
+    lay, params, X, y = problem((12, 9, 4), 40)
+    ws = DenseWorkspace(lay, params.dtype, 10, 2)
+    ws.bounds = np.zeros((10, ws.n_blocks), np.int64)
+    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), np.arange(40), 10, 0, 4)
+    with pytest.raises(ValueError, match="bounds"), blas_threads(1):
+        dense.sgd_dense_(*args, 0.1, 1.0, 40, *ws.buffers)
+
+
 def naive_first_gradient(X, rows, d, k_lo, k_hi):
     return X[rows][:, k_lo:k_hi].T @ d
+
+
+def test_block_bounds_split_each_sample_at_the_cuts():
+    lay, params, X, y = problem((40, 8, 3), 60)
+    X[:, 17:23] = 0  # a block with no non-zeros at all
+    X[5] = 0  # a sample with none
+    indptr, indices, values = nonzero_index(X)
+    cuts = np.array([0, 9, 17, 23, 31, 40])
+    out = np.full(len(cuts), -1, np.int64)
+    for i in range(len(X)):
+        dense.block_bounds_(indptr, indices, i, cuts, out)
+        cols = np.flatnonzero(X[i])
+        expected = indptr[i] + np.searchsorted(cols, cuts)
+        np.testing.assert_array_equal(out, expected)
 
 
 # Rows of 8 take the vector code (fastnet.kernels.rows.row_fits_registers);
 # of 5 (not whole vectors) and of 70 (too long) the plain loop.
 @pytest.mark.parametrize("width", [8, 5, 70])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_first_gradient_blocks_both_ways_match_naive(dtype, width):
+def test_first_gradient_blocks_match_naive(dtype, width):
     lay, params, X, y = problem((40, 8, 3), 60, dtype)
     X[:, 17:23] = 0  # a block with no non-zeros at all
     indptr, indices, values = nonzero_index(X)
     rows = np.random.default_rng(1).permutation(len(X))[:23]
     d = np.random.default_rng(2).standard_normal((len(rows), width)).astype(dtype)
     cuts = np.array([0, 9, 17, 23, 31, 40])
-    cursor = np.empty(len(rows), np.int64)
-    for up, blocks in ((True, range(5)), (False, range(4, -1, -1))):
-        g = np.full((40, width), np.nan, dtype)
-        start = 0 if up else 40
-        dense.start_cursors_(indptr, indices, rows, start, cursor)
-        for b in blocks:
-            dense.first_gradient_rows_(
-                indptr, indices, values, rows, cursor, up, d, cuts[b], cuts[b + 1], g
-            )
-        tol = 1e-12 if dtype == np.float64 else 1e-5
-        np.testing.assert_allclose(g, naive_first_gradient(X, rows, d, 0, 40), atol=tol)
-    # A cursor started mid-way skips the inputs below its start.
-    dense.start_cursors_(indptr, indices, rows, 23, cursor)
-    g = np.zeros((40, width), dtype)
-    dense.first_gradient_rows_(indptr, indices, values, rows, cursor, True, d, 23, 31, g)
-    np.testing.assert_allclose(g[23:31], naive_first_gradient(X, rows, d, 23, 31), atol=tol)
+    bounds = np.empty((len(rows), len(cuts)), np.int64)
+    for r, i in enumerate(rows):
+        dense.block_bounds_(indptr, indices, i, cuts, bounds[r])
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    # Blocks in any order, each writing its own rows only.
+    g = np.full((40, width), np.nan, dtype)
+    for b in (4, 0, 2, 1, 3):
+        dense.first_gradient_rows_(indices, values, bounds, b, d, cuts[b], cuts[b + 1], g)
+        np.testing.assert_allclose(
+            g[cuts[b] : cuts[b + 1]],
+            naive_first_gradient(X, rows, d, cuts[b], cuts[b + 1]),
+            atol=tol,
+        )
+    np.testing.assert_allclose(g, naive_first_gradient(X, rows, d, 0, 40), atol=tol)
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 4, 7])

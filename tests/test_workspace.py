@@ -80,14 +80,14 @@ def test_dense_workspace_key_and_buffers(n_lanes, n_blocks):
     lay = Layout([6, 4, 3])
     ws = DenseWorkspace(lay, np.float32, 100, n_lanes)
     assert ws.key == ((6, 4, 3), np.dtype(np.float32), 100, ("dense", n_lanes))
-    zs, acts, deltas, grads, cursors, counts, cuts, sync, row_block = ws.buffers
+    zs, acts, deltas, grads, bounds, counts, cuts, sync, lanes, row_block = ws.buffers
     assert zs.shape == acts.shape == deltas.shape == (100 * lay.n_z,)
     assert grads.shape == (1, lay.n_params) and grads.dtype == np.float32
-    assert cursors.shape == (n_lanes, 100) and counts.shape == (6,)
+    assert bounds.shape == (100, n_blocks + 1) and counts.shape == (6,)
     assert cuts.shape == (n_blocks + 1,)
     # The team's counters, then one claim counter per pair of lanes.
     assert sync.shape == (SYNC_SIZE + 8 * ((n_lanes + 1) // 2),)
-    assert row_block == dense_row_block(100)
+    assert lanes == n_lanes and row_block == dense_row_block(100)
 
 
 @pytest.mark.parametrize("mini_batch", [1, 2, 17, 63, 64, 65, 100, 128, 200, 1000])

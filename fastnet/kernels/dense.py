@@ -253,15 +253,16 @@ def later_gradients_(table, stride, m, acts, deltas, grad):
 
 
 @njit(**JIT_OPTIONS)
-def first_gradient_rows_(indptr, indices, values, rows, cursor, up, d, k_lo, k_hi, g):
+def first_gradient_rows_(indices, values, bounds, block, d, k_lo, k_hi, g):
     """``g[k] = sum_r x[r, k] * d[r]`` for the first layer's rows
-    ``k_lo <= k < k_hi``, from the non-zero index, rows ``r`` added in order.
+    ``k_lo <= k < k_hi`` (input block `block`), from the non-zero index,
+    rows ``r`` added in order.
 
-    Each sample's non-zeros in the block are found from a cursor into its
-    column list, left by the lane's previous block: blocks of one lane are
-    taken in increasing order (`up`, the cursor at the first column not
-    below `k_lo`) or decreasing (the cursor just past the last column below
-    `k_hi`), so the cursors only move one way and no block needs a search.
+    Sample ``r``'s non-zeros in the block are ``indices[q]``, ``values[q]``
+    for ``bounds[r, block] <= q < bounds[r, block + 1]``
+    (:func:`block_bounds_`, filled in the driver's first phase), so a block
+    costs no search. Each column names its own row of `g`, so the bits do
+    not depend on the blocks.
 
     Replaced gathering the inputs into a matrix and one BLAS product
     ``x[:, k_lo:k_hi].T @ d``: skipping MNIST's 81% zeros won (paired A/B of
@@ -269,82 +270,90 @@ def first_gradient_rows_(indptr, indices, values, rows, cursor, up, d, k_lo, k_h
     1.06x, float64 1.26x; [784, 100, 10] mini-batch 100 1.13x;
     [784, 256, 128, 10] mini-batch 64 1.13x). Rows that fit the registers
     (:func:`fastnet.kernels.rows.row_fits_registers`) go to
-    :func:`first_gradient_runs_` (paired A/B of the whole driver against
-    this loop, 2026-12-01, 2 threads: [784, 30, 10] mini-batch 100 float32
-    1.15x-1.25x, float64 1.02x-1.06x). Longer rows keep this loop, on a 2-D
-    view of the block: finding each sample's run first and calling
-    :func:`fastnet.kernels.rows.add_rows_` measured 0.90x-0.98x of it on
-    [784, 256, 128, 10]; calling ``add_first_rows_`` per sample gave the
-    same bits but 0.96x-0.98x ([784, 30, 10] mini-batch 100).
+    :func:`fastnet.kernels.rows.add_rows_` a sample at a time (paired A/B
+    of the whole driver against the loop, 2026-12-01, 2 threads:
+    [784, 30, 10] mini-batch 100 float32 1.15x-1.25x, float64
+    1.02x-1.06x). Longer rows keep the loop: a call per sample measured
+    0.90x-0.98x of it on [784, 256, 128, 10].
 
     Parameters
     ----------
-    indptr, indices, values : ndarray
-        Non-zero index of the data (:func:`fastnet.kernels.mlp.nonzero_index_`).
-    rows : ndarray of int64, shape (m,)
-        The mini-batch's samples.
-    cursor : ndarray of int64, shape (>= m,)
-        Per sample, a position in its non-zero columns (see above); moved
-        past the block.
-    up : bool
+    indices, values : ndarray
+        Non-zero index of the data (:func:`fastnet.kernels.mlp.nonzero_index_`),
+        values in the dtype of `g`.
+    bounds : ndarray of int64, shape (m, n_blocks + 1)
+        Per sample of the mini-batch, where its non-zeros cross the blocks.
+    block : int
     d : ndarray, shape (m, stride)
         The first layer's errors, one row per sample.
     k_lo, k_hi : int
+        The block's inputs, ``cuts[block]`` to ``cuts[block + 1] - 1``.
     g : ndarray, shape (n_in, stride)
         The first layer's gradient block; rows ``k_lo:k_hi`` overwritten.
     """
-    if row_fits_registers(g, g.shape[1]):
-        first_gradient_runs_(indptr, indices, values, rows, cursor, up, d, k_lo, k_hi, g)
+    stride = g.shape[1]
+    if row_fits_registers(g, stride):
+        g_flat = g.reshape(g.shape[0] * stride)
+        for p in range(k_lo * stride, k_hi * stride):
+            g_flat[p] = 0
+        for r in range(d.shape[0]):
+            add_rows_(
+                g_flat, 0, stride, indices, values, bounds[r, block], bounds[r, block + 1], 1, d[r]
+            )
         return
+    # Row by row: zeroing long rows through the flat view measured 0.89x-0.96x
+    # of this in the whole driver ([784, 100, 10], [784, 256, 128, 10]; not
+    # in a loop of this kernel alone; the cause was not found).
     for k in range(k_lo, k_hi):
         gk = g[k]
         for j in range(gk.shape[0]):
             gk[j] = 0
-    for r in range(rows.shape[0]):
-        cols, v = sample_inputs(indptr, indices, values, rows[r])
+    for r in range(d.shape[0]):
         dr = d[r]
-        q = cursor[r]
-        if up:
-            while q < cols.shape[0] and cols[q] < k_hi:
-                c = v[q]
-                gk = g[cols[q]]
-                for j in range(gk.shape[0]):
-                    gk[j] += c * dr[j]
-                q += 1
-        else:
-            while q > 0 and cols[q - 1] >= k_lo:
-                q -= 1
-                c = v[q]
-                gk = g[cols[q]]
-                for j in range(gk.shape[0]):
-                    gk[j] += c * dr[j]
-        cursor[r] = q
+        cols = indices[bounds[r, block] : bounds[r, block + 1]]
+        v = values[bounds[r, block] : bounds[r, block + 1]]
+        for q in range(cols.shape[0]):
+            c = v[q]
+            gk = g[cols[q]]
+            for j in range(gk.shape[0]):
+                gk[j] += c * dr[j]
 
 
 @njit(**JIT_OPTIONS)
-def first_gradient_runs_(indptr, indices, values, rows, cursor, up, d, k_lo, k_hi, g):
-    """:func:`first_gradient_rows_` for rows that fit the registers
-    (:func:`fastnet.kernels.rows.row_fits_registers`): each sample's run of
-    columns in the block is found first, then added by
-    :func:`fastnet.kernels.rows.add_rows_`. Each column names its own row,
-    so adding a run in increasing order gives the bits of the loop."""
-    stride = g.shape[1]
-    g_flat = g.reshape(g.shape[0] * stride)
-    for p in range(k_lo * stride, k_hi * stride):
-        g_flat[p] = 0
-    for r in range(rows.shape[0]):
-        cols, v = sample_inputs(indptr, indices, values, rows[r])
-        q = cursor[r]
-        q_end = q
-        if up:
-            while q_end < cols.shape[0] and cols[q_end] < k_hi:
-                q_end += 1
-            add_rows_(g_flat, 0, stride, cols, v, q, q_end, 1, d[r])
-        else:
-            while q_end > 0 and cols[q_end - 1] >= k_lo:
-                q_end -= 1
-            add_rows_(g_flat, 0, stride, cols, v, q_end, q, 1, d[r])
-        cursor[r] = q_end
+def block_bounds_(indptr, indices, i, cuts, out):
+    """Where sample `i`'s non-zeros cross the first layer's input blocks.
+
+    Parameters
+    ----------
+    indptr, indices : ndarray
+        Non-zero index of the data.
+    i : int
+        The sample.
+    cuts : ndarray of int64, shape (n_blocks + 1,)
+        The blocks (:func:`balance_inputs_`).
+    out : ndarray of int64, shape (n_blocks + 1,)
+        Overwritten: the sample's non-zeros in block ``b`` are positions
+        ``out[b]`` to ``out[b + 1] - 1`` of `indices`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> indptr, indices = np.array([0, 4]), np.array([1, 2, 5, 7], np.int32)
+    >>> out = np.empty(3, np.int64)
+    >>> block_bounds_(indptr, indices, 0, np.array([0, 3, 9]), out)
+    >>> out.tolist()
+    [0, 2, 4]
+    """
+    n_blocks = cuts.shape[0] - 1
+    q = indptr[i]
+    hi = indptr[i + 1]
+    out[0] = q
+    for b in range(1, n_blocks):
+        c = cuts[b]
+        while q < hi and indices[q] < c:
+            q += 1
+        out[b] = q
+    out[n_blocks] = hi
 
 
 @njit(**JIT_OPTIONS)
@@ -388,19 +397,6 @@ def balance_inputs_(indptr, indices, rows, counts, cuts):
 
 
 @njit(**JIT_OPTIONS)
-def start_cursors_(indptr, indices, rows, k, cursor):
-    """``cursor[r]``: where sample ``rows[r]``'s non-zero columns reach `k`
-    (the first position whose column is not below it)."""
-    for r in range(rows.shape[0]):
-        lo = indptr[rows[r]]
-        hi = indptr[rows[r] + 1]
-        if k <= 0:
-            cursor[r] = 0
-        else:
-            cursor[r] = np.searchsorted(indices[lo:hi], k)
-
-
-@njit(**JIT_OPTIONS)
 def next_unit(sync, counter, team, base, unit):
     """The next unit of work for a lane of :func:`sgd_dense_`: a claim on the
     team's counter ``sync[counter]`` (minus `base`, the claims of earlier
@@ -433,10 +429,11 @@ def sgd_dense_(
     acts,
     deltas,
     grads,
-    cursors,
+    bounds,
     counts,
     cuts,
     sync,
+    n_lanes,
     row_block,
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch as matrix products.
@@ -448,7 +445,7 @@ def sgd_dense_(
 
     1. Blocks of `row_block` rows: each row's first-layer sums from the
        non-zero index (:func:`fastnet.kernels.rows.first_layer_sums_`) and
-       where its inputs cross the input blocks (:func:`input_cuts_`), then the
+       where its inputs cross the input blocks (:func:`block_bounds_`), then the
        block forward through the later layers and back to its errors, one
        BLAS product per layer (:func:`forward_rows_`, :func:`errors_rows_`).
     2. The gradient and the book's step
@@ -465,11 +462,10 @@ def sgd_dense_(
     not change any sum at all, so they are set per call from the non-zeros
     of up to BALANCE_SAMPLES samples (:func:`balance_inputs_`). In phase 2
     each pair of lanes shares a run of input blocks from both ends, one
-    lane upwards and the other downwards until they meet, so each lane's
-    blocks are contiguous and it finds every sample's non-zeros in the next
-    block from where it left off (:func:`first_gradient_rows_`); the last
-    run ends with the later layers' unit, which the downward lane takes
-    first. Units instead of fixed halves let the faster core do more when
+    lane upwards and the other downwards until they meet, so each lane
+    mostly keeps the same rows of the first layer from one mini-batch to
+    the next; the last run ends with the later layers' unit, which the
+    downward lane takes first. Units instead of fixed halves let the faster core do more when
     the host slows one vCPU (it slows one at a time); one region per call
     instead of three ``prange`` loops per mini-batch saves their launches.
     BLAS must run on one thread inside (``fastnet.threads.blas_threads(1)``):
@@ -488,9 +484,9 @@ def sgd_dense_(
         Layer-major scratch (see the module docstring).
     grads : ndarray, shape (1, n_params)
         The mini-batch's gradient sum.
-    cursors : ndarray of int64, shape (n_lanes, mini_batch)
-        Per-lane scratch; ``n_lanes`` (at least 1, normally the thread
-        count) is the number of lanes of the team.
+    bounds : ndarray of int64, shape (mini_batch, n_blocks + 1)
+        Per sample of a mini-batch, where its non-zeros cross the input
+        blocks (:func:`block_bounds_`); overwritten.
     counts : ndarray of int64, shape (sizes[0],)
         Scratch for :func:`balance_inputs_`.
     cuts : ndarray of int64, shape (n_blocks + 1,)
@@ -499,6 +495,8 @@ def sgd_dense_(
     sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
         The team's counters (:mod:`fastnet.kernels.sync`), then one claim
         counter per pair of lanes; overwritten.
+    n_lanes : int
+        Lanes of the team (at least 1, normally the thread count).
     row_block : int
         Rows per unit of phase 1 (at least 1;
         :func:`fastnet.workspace.dense_row_block`).
@@ -521,7 +519,14 @@ def sgd_dense_(
     float32 1.15x (1 thread 0.97x), [784, 30, 10] mini-batch 17 1.20x.
     Each input block costs a pass over the mini-batch's samples (16 blocks
     on one thread: 0.85x-0.90x), hence few blocks (DENSE_IN_BLOCKS per pair
-    of lanes) and one for a lane alone.
+    of lanes) and one for a lane alone. Until 2026-12-02 each lane found
+    the samples' non-zeros in its next block by scanning on from a cursor
+    per sample, in phase 2; with the bounds found in phase 1 instead, while
+    the sample's index is in cache, paired rounds against that driver (same
+    bits) measured [784, 30, 10] mini-batch 100 float32 1.00x-1.05x on two
+    threads and 1.03x-1.08x on one (one block: no scan at all), float64
+    1.07x-1.10x and 1.17x; [784, 100, 10] 0.99x / 1.04x,
+    [784, 256, 128, 10] mini-batch 64 0.96x-1.02x, mini-batch 17 1.02x-1.03x.
 
     Examples
     --------
@@ -535,11 +540,16 @@ def sgd_dense_(
     >>> net.train((X, y), 1, 256, 0.5).header["kernel"]
     'dense'
     """
-    n_lanes = cursors.shape[0]
     # Out-of-range indices are not checked in compiled code: a short buffer
     # from a direct caller would write past its end.
-    if n_lanes < 1 or cursors.shape[1] < mini_batch or row_block < 1 or cuts.shape[0] < 2:
-        raise ValueError("sgd_dense_: cursors, cuts or row_block do not fit the mini-batch")
+    if (
+        n_lanes < 1
+        or row_block < 1
+        or cuts.shape[0] < 2
+        or bounds.shape[0] < mini_batch
+        or bounds.shape[1] != cuts.shape[0]
+    ):
+        raise ValueError("sgd_dense_: bounds, cuts or row_block do not fit the mini-batch")
     if sync.shape[0] < SYNC_SIZE + 8 * ((n_lanes + 1) // 2) or counts.shape[0] != table[0, N_IN]:
         raise ValueError("sgd_dense_: sync or counts do not fit the lanes and the layer sizes")
     if last <= first:
@@ -575,9 +585,10 @@ def sgd_dense_(
                 acts,
                 deltas,
                 grads,
-                cursors,
+                bounds,
                 cuts,
                 sync,
+                n_lanes,
                 row_block,
                 lane,
                 mode == TEAM,
@@ -605,16 +616,16 @@ def dense_lane_(
     acts,
     deltas,
     grads,
-    cursors,
+    bounds,
     cuts,
     sync,
+    n_lanes,
     row_block,
     lane,
     team,
 ):
     """One lane of :func:`sgd_dense_`: the units it takes of every
     mini-batch's two phases, or, when not `team`, every unit in order."""
-    n_lanes = cursors.shape[0]
     n_in0 = table[0, N_IN]
     n_out0 = table[0, N_OUT]
     b0 = table[0, B_OFF]
@@ -640,7 +651,6 @@ def dense_lane_(
     blk_hi = ((seg + 1) * n_blocks) // n_seg if team else n_blocks
     n_seg_units = blk_hi - blk_lo + (1 if blk_hi == n_blocks else 0)
     seg_counter = SYNC_SIZE + 8 * seg
-    cursor = cursors[lane]
     base = 0
     seg_base = 0
     passed = 0
@@ -666,6 +676,7 @@ def dense_lane_(
                 activate_(code0, z0[r, :n_out0], a0[r, :n_out0])
                 for j in range(n_out0, a0.shape[1]):
                     a0[r, j] = 0
+                block_bounds_(indptr, indices, rows[r], cuts, bounds[r])
             # (From layer 1 on, forward_rows_ does not read its inputs.)
             forward_rows_(params, table, hidden, output, z0, 1, mini_batch, m, r_lo, r_hi, zs, acts)
             errors_rows_(
@@ -688,7 +699,6 @@ def dense_lane_(
             base += n_units + n_lanes
             passed = barrier(sync, n_lanes, passed)
         d0 = layer_block(deltas, table, 0, mini_batch, m)
-        start_cursors_(indptr, indices, rows, cuts[blk_lo] if up else cuts[blk_hi], cursor)
         taken = 0
         while next_unit(sync, seg_counter, team, seg_base, taken - 1) < n_seg_units:
             u = taken if up else n_seg_units - 1 - taken
@@ -699,7 +709,7 @@ def dense_lane_(
             else:
                 k_lo = cuts[blk_lo + u]
                 k_hi = cuts[blk_lo + u + 1]
-                first_gradient_rows_(indptr, indices, values, rows, cursor, up, d0, k_lo, k_hi, g0)
+                first_gradient_rows_(indices, values, bounds[:m], blk_lo + u, d0, k_lo, k_hi, g0)
                 update_block_(
                     params,
                     grads,
