@@ -258,6 +258,21 @@ def test_first_gradient_blocks_match_naive(dtype, width):
     np.testing.assert_allclose(g, naive_first_gradient(X, rows, d, 0, 40), atol=tol)
 
 
+@pytest.mark.parametrize("rows", [1, 7, 100])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_sums_add_rows_in_order(dtype, rows):
+    # Bit for bit the sums of a plain loop down each column; the columns past
+    # len(out) (padding) are not read into it.
+    d = np.random.default_rng(3).standard_normal((rows, 12)).astype(dtype) * 1e3
+    d[:, 10:] = np.nan
+    out = np.full(10, np.nan, dtype)
+    dense.column_sums_(d, out)
+    expected = d[0, :10].copy()
+    for r in range(1, rows):
+        expected = expected + d[r, :10]
+    assert out.tobytes() == expected.tobytes()
+
+
 @pytest.mark.parametrize("n_blocks", [1, 2, 4, 7])
 def test_balance_inputs_gives_runs_of_about_equal_nonzeros(n_blocks):
     X, _ = mnist_like(300)
