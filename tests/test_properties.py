@@ -1,8 +1,8 @@
 """Property-based tests: random architectures, batch sizes, dtypes, costs and
-activations. The compiled epoch equals the reference (float64, 1e-9; where
-the drawn problem amplifies rounding beyond that, it is at least as close as
-the reference to the same epoch in extended precision) and never writes
-outside its buffers.
+activations. The compiled epoch equals the reference (float64 to 1e-9,
+float32 to 1e-3; where the drawn problem amplifies rounding beyond that, it
+is at least as close as the reference to the same epoch in extended
+precision) and never writes outside its buffers.
 
 Examples per test: 25 by default; ``FASTNET_HYPOTHESIS_EXAMPLES=500 pytest
 tests/test_properties.py`` for a longer search.
@@ -55,8 +55,10 @@ def guarded(size, dtype):
 @SETTINGS
 @given(problems())
 # Found by the search on 2026-12-01: the float64 reference itself strays 3.6e-9
-# from the exact epoch in places (fastnet 5x closer to it).
+# from the exact epoch in places (fastnet 5x closer to it); in float32 both
+# stray 3e-4 (norms of the errors 3.6e-4 and 4.0e-4).
 @example(([59, 36, 58], 18, 1, "cross_entropy", "relu", np.float64, 0))
+@example(([1, 53, 58, 4], 29, 1, "cross_entropy", "tanh", np.float32, 0))
 def test_epoch_matches_reference_and_stays_in_bounds(problem):
     sizes, n, mini_batch, cost, activation, dtype, seed = problem
     rng = np.random.default_rng(seed)
@@ -103,20 +105,17 @@ def test_epoch_matches_reference_and_stays_in_bounds(problem):
     for b in (buf, grads_buf):
         assert (b[:GUARD] == SENTINEL).all() and (b[-GUARD:] == SENTINEL).all()
     expected = flat(lay, weights, biases)
-    if dtype != np.float64:
-        np.testing.assert_allclose(params, expected, rtol=1e-3, atol=1e-4)
-    elif not np.allclose(params, expected, rtol=REFERENCE_RTOL, atol=1e-12):
-        # Some drawn problems amplify rounding step after step (ReLU, mini-batches
-        # of one, ~20 steps): both float64 results then stray from the exact one
-        # by more than 1e-9 in places. Judge them against the reference run in
+    rtol, atol = (REFERENCE_RTOL, 1e-12) if dtype == np.float64 else (1e-3, 1e-4)
+    if not np.allclose(params, expected, rtol=rtol, atol=atol):
+        # Some drawn problems amplify rounding step after step (mini-batches of
+        # one, 20-30 steps): both results then stray from the exact one by more
+        # than the tolerance in places. Judge them against the reference run in
         # extended precision: the kernels must be no less accurate than it.
         exact = extended_reference(lay, start, X, y, order, m, activation, cost)
         kernel_error = np.linalg.norm(params - exact)
         reference_error = np.linalg.norm(expected - exact)
-        assert kernel_error <= 10 * reference_error + 1e-15 * np.linalg.norm(exact), (
-            kernel_error,
-            reference_error,
-        )
+        floor = np.finfo(dtype).eps * np.linalg.norm(exact)
+        assert kernel_error <= 10 * reference_error + floor, (kernel_error, reference_error)
 
 
 def extended_reference(lay, start, X, y, order, m, activation, cost):
