@@ -472,9 +472,10 @@ def sgd_dense_(
     lane upwards and the other downwards until they meet, so each lane
     mostly keeps the same rows of the first layer from one mini-batch to
     the next; the last run ends with the later layers' unit, which the
-    downward lane takes first. Units instead of fixed halves let the faster core do more when
-    the host slows one vCPU (it slows one at a time); one region per call
-    instead of three ``prange`` loops per mini-batch saves their launches.
+    downward lane takes first. Units instead of fixed halves let the faster
+    core do more when the host slows one vCPU (it slows one at a time); one
+    region per call instead of three ``prange`` loops per mini-batch saves
+    their launches.
     BLAS must run on one thread inside (``fastnet.threads.blas_threads(1)``):
     its own threading gave different bits on different thread counts.
 
@@ -526,7 +527,7 @@ def sgd_dense_(
     float32 1.15x (1 thread 0.97x), [784, 30, 10] mini-batch 17 1.20x.
     Each input block costs a pass over the mini-batch's samples (16 blocks
     on one thread: 0.85x-0.90x), hence few blocks (DENSE_IN_BLOCKS per pair
-    of lanes) and one for a lane alone. Until 2026-12-02 each lane found
+    of lanes) and one for a lane alone. Until stop 18 (2026-12-01) each lane found
     the samples' non-zeros in its next block by scanning on from a cursor
     per sample, in phase 2; with the bounds found in phase 1 instead, while
     the sample's index is in cache, paired rounds against that driver (same
