@@ -184,32 +184,27 @@ def test_lane_count_gives_identical_bits(dtype):
     assert results[1] != start.tobytes()
 
 
-@pytest.mark.parametrize("field", ["bounds", "counts", "cuts", "sync", "n_lanes", "row_block"])
-def test_driver_refuses_scratch_that_does_not_fit(field):
+@pytest.mark.parametrize(
+    "case", ["bounds", "bounds_blocks", "counts", "cuts", "sync", "n_lanes", "row_block"]
+)
+def test_driver_refuses_scratch_that_does_not_fit(case):
     lay, params, X, y = problem((12, 9, 4), 40)
     ws = DenseWorkspace(lay, params.dtype, 10, 2)
-    short = {
-        "bounds": np.zeros((9, ws.n_blocks + 1), np.int64),
-        "counts": np.zeros(11, np.int64),
-        "cuts": np.zeros(1, np.int64),
-        "sync": ws.sync[:-8],
-        "n_lanes": 0,
-        "row_block": 0,
-    }
-    setattr(ws, field, short[field])
+    field, short = {
+        "bounds": ("bounds", np.zeros((9, ws.n_blocks + 1), np.int64)),
+        # Bounds for another number of blocks than the cuts would be read
+        # past their rows' ends.
+        "bounds_blocks": ("bounds", np.zeros((10, ws.n_blocks), np.int64)),
+        "counts": ("counts", np.zeros(11, np.int64)),
+        "cuts": ("cuts", np.zeros(1, np.int64)),
+        "sync": ("sync", ws.sync[:-8]),
+        "n_lanes": ("n_lanes", 0),
+        "row_block": ("row_block", 0),
+    }[case]
+    setattr(ws, field, short)
     args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), np.arange(40), 10, 0, 4)
-    with pytest.raises(ValueError, match="sgd_dense_"), blas_threads(1):
-        dense.sgd_dense_(*args, 0.1, 1.0, 40, *ws.buffers)
-
-
-def test_driver_refuses_bounds_of_other_blocks():
-    # Bounds for another number of blocks than the cuts would be read past
-    # their rows' ends.
-    lay, params, X, y = problem((12, 9, 4), 40)
-    ws = DenseWorkspace(lay, params.dtype, 10, 2)
-    ws.bounds = np.zeros((10, ws.n_blocks), np.int64)
-    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), np.arange(40), 10, 0, 4)
-    with pytest.raises(ValueError, match="bounds"), blas_threads(1):
+    match = "sgd_dense_: bounds" if field == "bounds" else "sgd_dense_"
+    with pytest.raises(ValueError, match=match), blas_threads(1):
         dense.sgd_dense_(*args, 0.1, 1.0, 40, *ws.buffers)
 
 
