@@ -570,7 +570,8 @@ def sgd_dense_(
     balance_inputs_(
         indptr, indices, order[start : min(start + BALANCE_SAMPLES, order.shape[0])], counts, cuts
     )
-    for lane in prange(n_lanes):
+    for t in prange(n_lanes):
+        lane = np.int64(t)  # one type for dense_lane_, see sgd_parallel_
         mode = join_team(sync, lane, n_lanes)
         if mode != OUT:
             dense_lane_(
