@@ -1366,7 +1366,7 @@ def _sgd_one_of_many_(
         values,
         orders[k],
         m,
-        0,
+        np.int64(0),  # not a literal: shares sgd_serial_'s compile (3 s per dtype)
         (n + m - 1) // m,
         eta[k],
         lmbda[k],
