@@ -326,6 +326,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="fastnet: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "quiet", False):
+        # fastnet's INFO lines: a kernel compiling on a first run, and the like.
+        logging.getLogger("fastnet.network").setLevel(logging.INFO)
     from fastnet import cli_study, cli_sweep
 
     handler = {

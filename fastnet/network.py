@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sys
+import threading
 import time
 import warnings
 from datetime import UTC, datetime
@@ -46,6 +48,17 @@ from fastnet.workspace import (
 #: Mini-batches per kernel call when a progress bar is shown (otherwise an
 #: epoch is one call). Results do not depend on it.
 _PROGRESS_STEPS = 50
+
+#: Seconds a kernel's first call may take before :func:`notice_if_slow` says
+#: it is compiling (loading a cached kernel takes well under a second; a cold
+#: compile 15-35 s on 2 cores at stop 19).
+COMPILE_NOTICE_SECONDS = 2.0
+
+_log = logging.getLogger(__name__)
+
+#: (dense layers, network dtype, data dtype) of the evaluations this process
+#: has run: the first of each kind may compile (see Network._run_evaluation).
+_EVALUATED: set = set()
 
 
 class SymmetryWarning(UserWarning):
@@ -275,6 +288,21 @@ class Network:
         return cost_sum, n_correct
 
     def _run_evaluation(self, X, y, index, with_cost):
+        dense_layers = bool(self._eval_ws.dense_zs.shape[0])
+        key = (dense_layers, self.dtype, X.dtype)
+        if key in _EVALUATED:
+            return self._evaluation_kernel(X, y, index, with_cost)
+        # This process's first evaluation of its kind compiles the kernel or
+        # loads it from the cache; a long call is said to be compiling.
+        with notice_if_slow(
+            f"compiling the evaluation kernel for {self.dtype.name} "
+            "(once: Numba caches it on disk for later runs)..."
+        ):
+            result = self._evaluation_kernel(X, y, index, with_cost)
+        _EVALUATED.add(key)
+        return result
+
+    def _evaluation_kernel(self, X, y, index, with_cost):
         ws = self._eval_ws
         n_threads = self._threads()
         if ws.dense_zs.shape[0]:
@@ -605,7 +633,11 @@ class Network:
         net_args = (self.params, self.layout.table, *self._codes)
         data_args = (loop_data(X, dt), y, *train_index)
         hyper = (eta, lmbda, n, *ws.buffers)
-        kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
+        with notice_if_slow(
+            f"compiling the {kernel_name} training kernel for {self.dtype.name} "
+            "(once: Numba caches it on disk for later runs)..."
+        ):
+            kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
         limits = contextlib.ExitStack()
         try:
             if kernel_name == "dense":
@@ -693,6 +725,47 @@ def use_parallel(mini_batch: int, n_weights: int) -> bool:
         and mini_batch >= PARALLEL_FUSED_MIN_BATCH
         and mini_batch * n_weights >= PARALLEL_FUSED_MIN_WORK
     )
+
+
+@contextlib.contextmanager
+def notice_if_slow(message, after=None):
+    """Log `message` (INFO, logger ``fastnet.network``) if the body is still
+    running `after` seconds after it began, and then how long it took.
+
+    Wraps a kernel's first call, which either loads the kernel from Numba's
+    on-disk cache (quick) or compiles it (tens of seconds), so that a first
+    run does not sit silent. A timer thread does the logging; the body is not
+    interrupted. ``python -m fastnet`` shows these lines unless ``--quiet``;
+    a library caller sees them if its logging shows INFO for ``fastnet``.
+
+    Parameters
+    ----------
+    message : str
+    after : float, optional
+        Seconds; default :data:`COMPILE_NOTICE_SECONDS`.
+
+    Examples
+    --------
+    >>> with notice_if_slow("compiling...", after=60.0):
+    ...     pass
+    """
+    after = COMPILE_NOTICE_SECONDS if after is None else after
+    t0 = time.perf_counter()
+    said = threading.Event()
+
+    def say():
+        said.set()
+        _log.info(message)
+
+    timer = threading.Timer(after, say)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if said.is_set():
+            _log.info("... done in %.1f s", time.perf_counter() - t0)
 
 
 def _progress_bar_wanted(progress) -> bool:

@@ -3,7 +3,10 @@ agreement with the NumPy reference, validation, divergence, history, threads."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+import threading
 import warnings
 
 import numpy as np
@@ -714,3 +717,60 @@ def test_copies_keep_weights_as_views_of_params(copier):
     twin.train((X, y), 2, 5, 0.5)
     assert twin.params.tobytes() == net.params.tobytes()
     np.testing.assert_array_equal(twin.weights[0], net.weights[0])
+
+
+def test_notice_if_slow_speaks_only_when_the_body_outlasts_the_delay(caplog):
+    caplog.set_level(logging.INFO, logger="fastnet.network")
+    with network_module.notice_if_slow("quick", after=60.0):
+        pass
+    spoken = threading.Event()
+
+    class Flag(logging.Handler):
+        def emit(self, record):
+            spoken.set()
+
+    # On the root logger after caplog's handler: once it fires, caplog has
+    # the record too.
+    flag = Flag()
+    logging.getLogger().addHandler(flag)
+    try:
+        with network_module.notice_if_slow("compiling...", after=0.0):
+            # The body lasts until the notice is out: no timing assumption.
+            assert spoken.wait(30)
+    finally:
+        logging.getLogger().removeHandler(flag)
+    messages = [r.getMessage() for r in caplog.records if r.name == "fastnet.network"]
+    assert messages[0] == "compiling..."
+    assert messages[1].startswith("... done in ")
+    assert len(messages) == 2
+
+
+def test_train_announces_its_kernel_compile(data, monkeypatch):
+    said = []
+
+    @contextlib.contextmanager
+    def record(message, after=None):
+        said.append(message)
+        yield
+
+    monkeypatch.setattr(network_module, "notice_if_slow", record)
+    Network(SIZES, dtype="float32", seed=0).train(data, 1, 10, 0.1, 5.0)
+    assert len(said) == 1 and "compiling" in said[0] and "float32" in said[0]
+
+
+def test_first_evaluation_of_its_kind_announces_a_compile(data, monkeypatch):
+    said = []
+
+    @contextlib.contextmanager
+    def record(message, after=None):
+        said.append(message)
+        yield
+
+    monkeypatch.setattr(network_module, "notice_if_slow", record)
+    monkeypatch.setattr(network_module, "_EVALUATED", set())
+    net = Network(SIZES, dtype="float32", seed=0)
+    first = net.accuracy(data)
+    assert net.accuracy(data) == first
+    assert len(said) == 1 and "evaluation" in said[0] and "float32" in said[0]
+    Network(SIZES, dtype="float64", seed=0).accuracy(data)
+    assert len(said) == 2 and "float64" in said[1]
