@@ -530,7 +530,11 @@ def _client(client, scheduler, n_workers):
 
 def local_cluster(n_workers: int):
     """A Dask LocalCluster of `n_workers` single-threaded worker processes
-    whose environment has ``NUMBA_NUM_THREADS=1`` (no dashboard).
+    whose environment has ``NUMBA_NUM_THREADS=1``.
+
+    No dashboard; the scheduler's HTTP endpoints (health, metrics) listen on
+    a free port instead of 8787, so two sweeps at once do not collide (the
+    second one warned "Port 8787 is already in use").
 
     The nannies set ``env`` in each worker process before it runs any task;
     :func:`run_config` makes Numba read it even if Numba was imported earlier.
@@ -540,7 +544,8 @@ def local_cluster(n_workers: int):
         n_workers=n_workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
+        scheduler_kwargs={"dashboard": False},
         env={"NUMBA_NUM_THREADS": "1"},
     )
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
@@ -402,3 +403,14 @@ def test_failed_task_is_recorded_and_retried(client, mnist_dir, tmp_path):
     # Failed runs are recorded but not "done": the next sweep tries them again.
     assert read_results(out)[bad.key]["status"] == "error"
     assert set(sweep.finished(out)) == {good.key}
+
+
+@needs_dask
+def test_two_local_clusters_at_once_take_different_ports():
+    # Both schedulers used to ask for port 8787 and the second one warned.
+    with environ_restored(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with sweep.local_cluster(1) as first, sweep.local_cluster(1) as second:
+            ports = {first.scheduler.http_server.port, second.scheduler.http_server.port}
+    assert len(ports) == 2 and 8787 not in ports
+    assert not [w for w in caught if "already in use" in str(w.message)]
