@@ -1,5 +1,3 @@
-import sys
+from fastnet.cli import console_main
 
-from fastnet.cli import main
-
-sys.exit(main())
+console_main()

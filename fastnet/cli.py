@@ -6,6 +6,7 @@ Bad arguments give a one-line ``fastnet: error: ...`` and exit status 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import time
@@ -351,5 +352,22 @@ def main(argv=None) -> int:
         return 130
 
 
+def console_main() -> None:
+    """Entry point of ``python -m fastnet`` and the ``fastnet`` script:
+    :func:`main`, then exit with its status.
+
+    Before the interpreter exits, ``gc.freeze()`` takes every object out of
+    the garbage collector's reach: the collection Python runs while shutting
+    down would otherwise walk Numba's object graph, which took 0.54-0.67 s
+    after each ``train`` command (0.06-0.09 s frozen; measured at stop 19).
+    Nothing is lost: by then the command has
+    closed its files (saves and checkpoints are atomic renames, metrics are
+    flushed per epoch), and the operating system frees the memory.
+    """
+    status = main()
+    gc.freeze()
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

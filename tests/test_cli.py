@@ -273,3 +273,16 @@ def test_data_where_not_found(runs):
     assert str(empty) in out
     assert str(cache / "fastnet") in out
     assert str(fastnet_data.REPO_DATA_DIR) in out
+
+
+def test_console_main_exits_with_mains_status_after_freezing_the_gc(monkeypatch):
+    from fastnet import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 3)
+    # Recorded, not done: freezing this test process would keep its garbage.
+    monkeypatch.setattr(cli.gc, "freeze", lambda: calls.append("freeze"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.console_main()
+    assert exit_info.value.code == 3
+    assert calls == ["main", "freeze"]
