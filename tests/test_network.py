@@ -745,20 +745,9 @@ def test_notice_if_slow_speaks_only_when_the_body_outlasts_the_delay(caplog):
     assert len(messages) == 2
 
 
-def test_train_announces_its_kernel_compile(data, monkeypatch):
-    said = []
-
-    @contextlib.contextmanager
-    def record(message, after=None):
-        said.append(message)
-        yield
-
-    monkeypatch.setattr(network_module, "notice_if_slow", record)
-    Network(SIZES, dtype="float32", seed=0).train(data, 1, 10, 0.1, 5.0)
-    assert len(said) == 1 and "compiling" in said[0] and "float32" in said[0]
-
-
-def test_first_evaluation_of_its_kind_announces_a_compile(data, monkeypatch):
+@pytest.fixture
+def notices(monkeypatch):
+    """The messages fastnet.network would announce, recorded instead."""
     said = []
 
     @contextlib.contextmanager
@@ -768,9 +757,18 @@ def test_first_evaluation_of_its_kind_announces_a_compile(data, monkeypatch):
 
     monkeypatch.setattr(network_module, "notice_if_slow", record)
     monkeypatch.setattr(network_module, "_EVALUATED", set())
+    return said
+
+
+def test_train_announces_its_kernel_compile(data, notices):
+    Network(SIZES, dtype="float32", seed=0).train(data, 1, 10, 0.1, 5.0)
+    assert len(notices) == 1 and "compiling" in notices[0] and "float32" in notices[0]
+
+
+def test_first_evaluation_of_its_kind_announces_a_compile(data, notices):
     net = Network(SIZES, dtype="float32", seed=0)
     first = net.accuracy(data)
     assert net.accuracy(data) == first
-    assert len(said) == 1 and "evaluation" in said[0] and "float32" in said[0]
+    assert len(notices) == 1 and "evaluation" in notices[0] and "float32" in notices[0]
     Network(SIZES, dtype="float64", seed=0).accuracy(data)
-    assert len(said) == 2 and "float64" in said[1]
+    assert len(notices) == 2 and "float64" in notices[1]
