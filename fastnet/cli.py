@@ -360,9 +360,9 @@ def console_main() -> None:
     the garbage collector's reach: the collection Python runs while shutting
     down would otherwise walk Numba's object graph, which took 0.54-0.67 s
     after each ``train`` command (0.06-0.09 s frozen; measured at stop 19).
-    Nothing is lost: by then the command has
-    closed its files (saves and checkpoints are atomic renames, metrics are
-    flushed per epoch), and the operating system frees the memory.
+    Nothing is lost: by then the command has closed its files (saves and
+    checkpoints are atomic renames, metrics are flushed per epoch), and the
+    operating system frees the memory.
     """
     status = main()
     gc.freeze()

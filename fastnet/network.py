@@ -50,8 +50,8 @@ from fastnet.workspace import (
 _PROGRESS_STEPS = 50
 
 #: Seconds a kernel's first call may take before :func:`notice_if_slow` says
-#: it is compiling (loading a cached kernel takes well under a second; a cold
-#: compile 15-35 s on 2 cores at stop 19).
+#: it is compiling (loading a cached kernel takes well under a second; cold
+#: compiles took 9-29 s on 2 cores at stop 19).
 COMPILE_NOTICE_SECONDS = 2.0
 
 _log = logging.getLogger(__name__)
