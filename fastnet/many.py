@@ -20,7 +20,13 @@ import numpy as np
 from fastnet._validation import check_number
 from fastnet.history import History
 from fastnet.kernels import mlp
-from fastnet.network import DivergenceError, Network, SymmetryWarning, use_dense
+from fastnet.network import (
+    DivergenceError,
+    Network,
+    SymmetryWarning,
+    notice_if_slow,
+    use_dense,
+)
 from fastnet.threads import resolve_threads
 from fastnet.workspace import nonzero_index, train_pool_size
 
@@ -207,6 +213,14 @@ def train_many(
         for net, m, e, lm in zip(nets, mbs, etas, lmbdas, strict=True)
     ]
     args = (tables, t_off, hidden, output, cost, X, y, *train_index)
+    rest = (orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off, schedule, threads)
+    # No networks (p_off[:1]): compiles or loads the kernel and trains
+    # nothing, so the first epoch's seconds are training alone.
+    with notice_if_slow(
+        f"compiling the many-networks training kernel for {first.dtype.name} "
+        "(once: Numba caches it on disk for later runs)..."
+    ):
+        mlp.sgd_many_(params, p_off[:1], *args, *rest)
     for epoch in range(1, epochs + 1):
         for i, net in enumerate(nets):
             params[p_off[i] : p_off[i + 1]] = net.params
@@ -215,20 +229,7 @@ def train_many(
         # Monitoring sets each network's own thread count; reset it per call.
         numba.set_num_threads(threads)
         t0 = time.perf_counter()
-        mlp.sgd_many_(
-            params,
-            p_off,
-            *args,
-            orders,
-            mb_arr,
-            eta_arr,
-            lmbda_arr,
-            n,
-            work,
-            w_off,
-            schedule,
-            threads,
-        )
+        mlp.sgd_many_(params, p_off, *args, *rest)
         seconds = time.perf_counter() - t0
         for i, net in enumerate(nets):
             net.params[...] = params[p_off[i] : p_off[i + 1]]
