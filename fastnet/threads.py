@@ -11,7 +11,6 @@ import functools
 
 import numba
 import numpy as np
-from numba import njit, prange
 
 _default: int | None = None
 
@@ -81,17 +80,11 @@ def blas_threads(n: int):
     return _blas_controller().limit(limits=check_threads(n), user_api="blas")
 
 
-@njit(parallel=True, cache=True)
-def _touch(out):
-    for i in prange(out.shape[0]):
-        out[i] = i
-
-
 def threading_layer() -> str:
     """Name of the Numba threading layer in use (``omp``, ``tbb`` or
     ``workqueue``); starts it if no parallel kernel has run yet."""
-    try:
-        return numba.threading_layer()
-    except ValueError:
-        _touch(np.zeros(2))
-        return numba.threading_layer()
+    # get_num_threads launches the layer, also under NUMBA_DISABLE_JIT, where
+    # running a parallel kernel (as before) launched nothing and the second
+    # threading_layer() call raised too.
+    numba.get_num_threads()
+    return numba.threading_layer()

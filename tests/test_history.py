@@ -220,3 +220,20 @@ def test_history_header_without_metrics_file():
     assert history.header["seed"] == 4
     assert history.header["config"]["epochs"] == 2
     assert history.header["versions"] == versions()
+
+
+@pytest.mark.parametrize("disable_jit", ["0", "1"])
+def test_threading_layer_is_named_in_a_fresh_process(disable_jit):
+    # The header's threading layer is read before any parallel kernel may
+    # have run; without JIT no kernel ever starts the layer.
+    import os
+    import subprocess
+    import sys
+
+    code = "from fastnet.threads import threading_layer; print(threading_layer())"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": disable_jit}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("omp", "tbb", "workqueue")
