@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -70,3 +71,23 @@ def numba_threads():
     previous = numba.get_num_threads()
     yield numba.set_num_threads
     numba.set_num_threads(previous)
+
+
+@pytest.fixture
+def notices(monkeypatch):
+    """The compile notices fastnet would log (:func:`fastnet.network.notice_if_slow`),
+    recorded as a list of messages instead, with no evaluation seen yet."""
+    import fastnet.many
+    import fastnet.network
+
+    said = []
+
+    @contextlib.contextmanager
+    def record(message, after=None):
+        said.append(message)
+        yield
+
+    for module in (fastnet.network, fastnet.many):
+        monkeypatch.setattr(module, "notice_if_slow", record)
+    monkeypatch.setattr(fastnet.network, "_EVALUATED", set())
+    return said

@@ -76,20 +76,8 @@ def test_bad_arguments_are_named():
         train_many([a], (X, y), 1, 10, -1.0)
 
 
-def test_train_many_announces_its_kernel_compile(monkeypatch):
-    import contextlib
-
-    import fastnet.many
-
-    said = []
-
-    @contextlib.contextmanager
-    def record(message, after=None):
-        said.append(message)
-        yield
-
-    monkeypatch.setattr(fastnet.many, "notice_if_slow", record)
+def test_train_many_announces_its_kernel_compile(notices):
     X, y = data()
     train_many([fastnet.Network([20, 8, 4], seed=s) for s in range(2)], (X, y), 2, 10, 0.5)
-    (message,) = said
+    (message,) = notices
     assert "compiling" in message and "many-networks" in message and "float64" in message

@@ -3,7 +3,6 @@ agreement with the NumPy reference, validation, divergence, history, threads."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import threading
@@ -743,21 +742,6 @@ def test_notice_if_slow_speaks_only_when_the_body_outlasts_the_delay(caplog):
     assert messages[0] == "compiling..."
     assert messages[1].startswith("... done in ")
     assert len(messages) == 2
-
-
-@pytest.fixture
-def notices(monkeypatch):
-    """The messages fastnet.network would announce, recorded instead."""
-    said = []
-
-    @contextlib.contextmanager
-    def record(message, after=None):
-        said.append(message)
-        yield
-
-    monkeypatch.setattr(network_module, "notice_if_slow", record)
-    monkeypatch.setattr(network_module, "_EVALUATED", set())
-    return said
 
 
 def test_train_announces_its_kernel_compile(data, notices):
