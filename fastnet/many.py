@@ -24,7 +24,7 @@ from fastnet.network import (
     DivergenceError,
     Network,
     SymmetryWarning,
-    notice_if_slow,
+    compile_notice,
     use_dense,
 )
 from fastnet.threads import resolve_threads
@@ -216,10 +216,7 @@ def train_many(
     rest = (orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off, schedule, threads)
     # No networks (p_off[:1]): compiles or loads the kernel and trains
     # nothing, so the first epoch's seconds are training alone.
-    with notice_if_slow(
-        f"compiling the many-networks training kernel for {first.dtype.name} "
-        "(once: Numba caches it on disk for later runs)..."
-    ):
+    with compile_notice(f"many-networks training kernel for {first.dtype.name}"):
         mlp.sgd_many_(params, p_off[:1], *args, *rest)
     for epoch in range(1, epochs + 1):
         for i, net in enumerate(nets):

@@ -294,10 +294,7 @@ class Network:
             return self._evaluation_kernel(X, y, index, with_cost)
         # This process's first evaluation of its kind compiles the kernel or
         # loads it from the cache; a long call is said to be compiling.
-        with notice_if_slow(
-            f"compiling the evaluation kernel for {self.dtype.name} "
-            "(once: Numba caches it on disk for later runs)..."
-        ):
+        with compile_notice(f"evaluation kernel for {self.dtype.name}"):
             result = self._evaluation_kernel(X, y, index, with_cost)
         _EVALUATED.add(key)
         return result
@@ -633,10 +630,7 @@ class Network:
         net_args = (self.params, self.layout.table, *self._codes)
         data_args = (loop_data(X, dt), y, *train_index)
         hyper = (eta, lmbda, n, *ws.buffers)
-        with notice_if_slow(
-            f"compiling the {kernel_name} training kernel for {self.dtype.name} "
-            "(once: Numba caches it on disk for later runs)..."
-        ):
+        with compile_notice(f"{kernel_name} training kernel for {self.dtype.name}"):
             kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)
         limits = contextlib.ExitStack()
         try:
@@ -766,6 +760,12 @@ def notice_if_slow(message, after=None):
         timer.cancel()
         if said.is_set():
             _log.info("... done in %.1f s", time.perf_counter() - t0)
+
+
+def compile_notice(what):
+    """:func:`notice_if_slow` around a kernel's first call: "compiling the
+    `what` (once: ...)", the wording every such notice shares."""
+    return notice_if_slow(f"compiling the {what} (once: Numba caches it on disk for later runs)...")
 
 
 def _progress_bar_wanted(progress) -> bool:

@@ -77,7 +77,6 @@ def numba_threads():
 def notices(monkeypatch):
     """The compile notices fastnet would log (:func:`fastnet.network.notice_if_slow`),
     recorded as a list of messages instead, with no evaluation seen yet."""
-    import fastnet.many
     import fastnet.network
 
     said = []
@@ -87,7 +86,6 @@ def notices(monkeypatch):
         said.append(message)
         yield
 
-    for module in (fastnet.network, fastnet.many):
-        monkeypatch.setattr(module, "notice_if_slow", record)
+    monkeypatch.setattr(fastnet.network, "notice_if_slow", record)
     monkeypatch.setattr(fastnet.network, "_EVALUATED", set())
     return said
