@@ -183,6 +183,9 @@ def _prepared(X) -> dict:
     if hasattr(workspace, "nonzero_index"):
         index = workspace.nonzero_index(X)
         extra.update(zip(("indptr", "indices", "values")[: len(index)], index, strict=True))
+        if hasattr(workspace, "input_blocks"):
+            blocks = workspace.input_blocks(index[0], index[1], X.shape[1])
+            extra.update(zip(("cuts", "bounds"), blocks, strict=True))
     _PREPARED[id(X)] = (X, extra)
     return extra
 

@@ -30,16 +30,19 @@ GRAD_CHUNK = 16
 #: mini-batch size only, never on the thread count.
 MAX_GRAD_CHUNKS = 32
 
-#: Blocks of the first layer's inputs per pair of lanes in the dense
-#: driver's gradient phase (fastnet.kernels.dense.sgd_dense_; a lane alone
-#: takes one). Blocks change no result, only who sums what; each costs a pass
-#: over the mini-batch's samples. One thread, first-layer gradient of
-#: [784, 30, 10] mini-batch 100 float32 alone (/work/exp/fg_micro.py,
-#: 2026-12-01), us per mini-batch with 1 / 2 / 4 / 6 / 8 / 16 blocks of
-#: equal non-zeros: 152 / 151 / 163 / 173 / 180 / 229. Whole driver, 2
-#: threads, paired against fixed halves: 6 blocks 0.96x-1.03x, 4 blocks
-#: 1.01x (see sgd_dense_).
-DENSE_IN_BLOCKS = 4
+#: Blocks of the first layer's inputs in the dense driver
+#: (fastnet.kernels.dense.sgd_dense_), whatever the thread count: each block's
+#: rows are summed forward and updated by the lane that owns it, and the
+#: blocks set the order of the first layer's sums, so their number cannot
+#: follow the thread count without changing the bits. Each costs a pass over
+#: the mini-batch's samples in both directions. Prototype of the owned blocks
+#: against the driver before them, [784, 30, 10] mini-batch 100 float32, 2
+#: threads / 1 thread, paired rounds (/work/exp/s20/ab_owner.py,
+#: 2026-12-01): 2 blocks 1.28x-1.34x / 1.04x-1.10x, 3 blocks 1.17x / 1.14x,
+#: 4 blocks 1.02x / 0.88x, 8 blocks 0.82x / 0.69x. With 2, phase 2 has three
+#: units (two blocks and the later layers), so lanes past three only share
+#: phase 1 (not measured: this machine has two cores).
+DENSE_IN_BLOCKS = 2
 
 #: Most rows per unit of the dense driver's first phase
 #: (fastnet.workspace.dense_row_block splits a mini-batch into an even number
@@ -50,12 +53,6 @@ DENSE_IN_BLOCKS = 4
 #: on mini-batch 100 left one lane 64 rows against 36: [784, 30, 10] float32
 #: 0.93x; four units of 25: 1.00x.
 DENSE_ROW_BLOCK = 32
-
-#: Samples whose non-zeros set the dense driver's input blocks, counted at
-#: the start of each call (about 150,000 increments on MNIST). Equal-width
-#: blocks would not share the work: MNIST's non-zeros are in the middle of
-#: the image (equal-count cuts of 4 blocks: inputs 271, 407, 541).
-BALANCE_SAMPLES = 1024
 
 #: Number of fixed chunks an evaluation pass (accuracy, cost) is split into;
 #: partial sums are combined in chunk order, independent of the thread count.

@@ -40,6 +40,7 @@ from fastnet.workspace import (
     DenseWorkspace,
     EvalWorkspace,
     TrainWorkspace,
+    input_blocks,
     loop_data,
     no_index,
     nonzero_index,
@@ -577,6 +578,9 @@ class Network:
         loop_eval = self._eval_ws.dense_zs.shape[0] == 0
         dt = self.dtype
         train_index = nonzero_index(X, dt)
+        # The dense driver also reads where each sample's non-zeros cross its
+        # input blocks: found once per call, like the index.
+        blocks = input_blocks(*train_index[:2], self.sizes[0]) if kernel_name == "dense" else ()
         if evaluation_data is not None:
             eval_index = nonzero_index(Xe, dt) if loop_eval else no_index(Xe, dt)
         last_good = self.params.copy()
@@ -628,7 +632,7 @@ class Network:
         # Zero mini-batches: compiles (or loads from the cache) before any
         # epoch is timed, and touches nothing.
         net_args = (self.params, self.layout.table, *self._codes)
-        data_args = (loop_data(X, dt), y, *train_index)
+        data_args = (loop_data(X, dt), y, *train_index, *blocks)
         hyper = (eta, lmbda, n, *ws.buffers)
         with compile_notice(f"{kernel_name} training kernel for {self.dtype.name}"):
             kernel(*net_args, *data_args, np.arange(n), m, 0, 0, *hyper)

@@ -12,6 +12,8 @@ from fastnet._config import (
     EVAL_CHUNKS,
     GRAD_CHUNK,
 )
+from fastnet.kernels.codes import STRIDE
+from fastnet.kernels.dense import balance_inputs_, sample_bounds_
 from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
@@ -66,18 +68,20 @@ class DenseWorkspace:
     grads : ndarray, shape (1, layout.n_params)
         The mini-batch's gradient sum (2-D, as the loop drivers' per-chunk
         sums, so both update through the same kernel).
-    bounds : ndarray of int64, shape (mini_batch, n_blocks + 1)
-        Where each sample's non-zeros cross the first layer's input blocks.
-    counts : ndarray of int64, shape (sizes[0],)
-        Non-zeros per input, to set the blocks.
-    cuts : ndarray of int64, shape (n_blocks + 1,)
-        The first layer's input blocks.
+    partials : ndarray, shape (DENSE_IN_BLOCKS, mini_batch, layout.table[0, STRIDE])
+        The first layer's weighted inputs of the next mini-batch, per input
+        block.
     sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
         The team's counters (:mod:`fastnet.kernels.sync`).
-    n_lanes, n_blocks : int
-        Lanes of the team; blocks of the first layer's inputs.
+    n_lanes : int
+        Lanes of the team.
     row_block : int
         Rows per unit of the driver's first phase (:func:`dense_row_block`).
+
+    See Also
+    --------
+    input_blocks : the input blocks of a data set, which the driver takes
+        with the data.
     """
 
     def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
@@ -86,12 +90,7 @@ class DenseWorkspace:
         self.acts = np.zeros(mini_batch * layout.n_z, dtype)
         self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
         self.grads = np.zeros((1, layout.n_params), dtype)
-        # Blocks only serve to share the work; each costs a pass over the
-        # mini-batch's samples, so one lane takes the inputs in one block.
-        self.n_blocks = 1 if n_lanes == 1 else DENSE_IN_BLOCKS * ((n_lanes + 1) // 2)
-        self.bounds = np.zeros((mini_batch, self.n_blocks + 1), np.int64)
-        self.counts = np.zeros(layout.sizes[0], np.int64)
-        self.cuts = np.zeros(self.n_blocks + 1, np.int64)
+        self.partials = np.zeros((DENSE_IN_BLOCKS, mini_batch, layout.table[0, STRIDE]), dtype)
         self.sync = np.zeros(SYNC_SIZE + 8 * ((n_lanes + 1) // 2), np.int64)
         self.n_lanes = n_lanes
         self.row_block = dense_row_block(mini_batch)
@@ -105,13 +104,49 @@ class DenseWorkspace:
             self.acts,
             self.deltas,
             self.grads,
-            self.bounds,
-            self.counts,
-            self.cuts,
+            self.partials,
             self.sync,
             self.n_lanes,
             self.row_block,
         )
+
+
+def input_blocks(indptr, indices, n_in: int):
+    """The dense driver's blocks of the first layer's inputs for a data set.
+
+    DENSE_IN_BLOCKS runs of inputs holding about as many of the data's
+    non-zeros each, and where every sample's non-zeros cross them. They
+    depend on the data only (not on the thread count or the order of the
+    samples), so the driver's sums over them give the same bits in any
+    run on the same data.
+
+    Parameters
+    ----------
+    indptr, indices : ndarray
+        Non-zero index of the data (:func:`nonzero_index`).
+    n_in : int
+        Inputs of the first layer (``sizes[0]``).
+
+    Returns
+    -------
+    cuts : ndarray of int64, shape (DENSE_IN_BLOCKS + 1,)
+        Block ``b`` is inputs ``cuts[b]`` to ``cuts[b + 1] - 1``.
+    bounds : ndarray of int64, shape (n, DENSE_IN_BLOCKS + 1)
+        Sample ``i``'s non-zeros in block ``b`` are positions ``bounds[i, b]``
+        to ``bounds[i, b + 1] - 1`` of `indices`.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
+    >>> cuts, bounds = input_blocks(*nonzero_index(X)[:2], 4)
+    >>> cuts.tolist(), bounds.tolist()
+    ([0, 2, 4], [[0, 1, 2], [2, 3, 4]])
+    """
+    cuts = np.zeros(DENSE_IN_BLOCKS + 1, np.int64)
+    balance_inputs_(indptr, indices, np.zeros(n_in, np.int64), cuts)
+    bounds = np.zeros((len(indptr) - 1, DENSE_IN_BLOCKS + 1), np.int64)
+    sample_bounds_(indptr, indices, cuts, bounds)
+    return cuts, bounds
 
 
 def dense_row_block(mini_batch: int) -> int:

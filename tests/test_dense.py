@@ -20,31 +20,42 @@ from fastnet._config import (
 from fastnet.kernels import dense
 from fastnet.many import train_many
 from fastnet.threads import blas_threads
-from fastnet.workspace import DenseWorkspace, EvalWorkspace, nonzero_index
+from fastnet.workspace import DenseWorkspace, EvalWorkspace, input_blocks, nonzero_index
 from tests.conftest import JIT_DISABLED
 from tests.test_kernels import PADDED, PAIRS, THREADS, flat, kernel_codes, problem, views
 
 
-def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation, lanes=1):
+def dense_data(X):
+    """The data arguments of the dense driver: the index and its blocks."""
+    index = nonzero_index(X)
+    return (*index, *input_blocks(*index[:2], X.shape[1]))
+
+
+def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation, lanes=1, calls=1):
+    """An epoch of the dense driver, in `calls` calls of about equal numbers
+    of mini-batches."""
     m = min(mini_batch, len(order))
     ws = DenseWorkspace(lay, params.dtype, m, lanes)
+    n_batches = -(-len(order) // m)
+    data = dense_data(X)
     with blas_threads(1):
-        dense.sgd_dense_(
-            params,
-            lay.table,
-            *kernel_codes(cost, activation),
-            X,
-            y,
-            *nonzero_index(X),
-            order,
-            m,
-            0,
-            -(-len(order) // m),
-            eta,
-            lmbda,
-            len(X),
-            *ws.buffers,
-        )
+        for c in range(calls):
+            dense.sgd_dense_(
+                params,
+                lay.table,
+                *kernel_codes(cost, activation),
+                X,
+                y,
+                *data,
+                order,
+                m,
+                c * n_batches // calls,
+                (c + 1) * n_batches // calls,
+                eta,
+                lmbda,
+                len(X),
+                *ws.buffers,
+            )
 
 
 @pytest.mark.parametrize("mini_batch", [1, 7, GRAD_CHUNK + 1, 23, 50, 64])
@@ -88,8 +99,8 @@ def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
     ws = DenseWorkspace(lay, params.dtype, mini_batch, 2)
     for work in (ws.zs, ws.acts, ws.deltas, ws.grads):
         work[...] = np.nan
-    for scratch in (ws.bounds, ws.counts, ws.cuts, ws.sync):
-        scratch[...] = 7
+    ws.partials[...] = np.nan
+    ws.sync[...] = 7
     with blas_threads(1):
         dense.sgd_dense_(
             params,
@@ -97,7 +108,7 @@ def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
             *kernel_codes("cross_entropy", "sigmoid"),
             X,
             y,
-            *nonzero_index(X),
+            *dense_data(X),
             order,
             mini_batch,
             0,
@@ -169,10 +180,9 @@ def test_thread_count_gives_identical_bits(dtype, mini_batch, numba_threads):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_lane_count_gives_identical_bits(dtype):
-    # One lane takes the inputs in one block, two lanes in DENSE_IN_BLOCKS
-    # from both ends, three a pair and a lane alone; with more lanes than
-    # threads one lane does all the work (fastnet.kernels.sync). The same
-    # bits every time.
+    # One lane takes every unit, two share the input blocks from both ends,
+    # three a pair and a lane alone; with more lanes than threads one lane
+    # does all the work (fastnet.kernels.sync). The same bits every time.
     lay, start, X, y = problem((200, 64, 10), 700, dtype)
     order = np.random.default_rng(3).permutation(len(X))
     results = {}
@@ -185,27 +195,36 @@ def test_lane_count_gives_identical_bits(dtype):
 
 
 @pytest.mark.parametrize(
-    "case", ["bounds", "bounds_blocks", "counts", "cuts", "sync", "n_lanes", "row_block"]
+    "case",
+    ["cuts", "cuts_end", "bounds", "bounds_blocks", "partials", "sync", "n_lanes", "row_block"],
 )
-def test_driver_refuses_scratch_that_does_not_fit(case):
+def test_driver_refuses_blocks_and_scratch_that_do_not_fit(case):
     lay, params, X, y = problem((12, 9, 4), 40)
     ws = DenseWorkspace(lay, params.dtype, 10, 2)
+    indptr, indices, values, cuts, bounds = dense_data(X)
+    data = {"cuts": cuts, "bounds": bounds}
     field, short = {
-        "bounds": ("bounds", np.zeros((9, ws.n_blocks + 1), np.int64)),
+        "cuts": ("cuts", cuts[:1]),
+        # Blocks past the first layer's inputs would write past its rows.
+        "cuts_end": ("cuts", np.append(cuts[:-1], 13)),
+        "bounds": ("bounds", bounds[:-1]),
         # Bounds for another number of blocks than the cuts would be read
         # past their rows' ends.
-        "bounds_blocks": ("bounds", np.zeros((10, ws.n_blocks), np.int64)),
-        "counts": ("counts", np.zeros(11, np.int64)),
-        "cuts": ("cuts", np.zeros(1, np.int64)),
+        "bounds_blocks": ("bounds", bounds[:, :-1]),
+        "partials": ("partials", ws.partials[:, :9]),
         "sync": ("sync", ws.sync[:-8]),
         "n_lanes": ("n_lanes", 0),
         "row_block": ("row_block", 0),
     }[case]
-    setattr(ws, field, short)
-    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), np.arange(40), 10, 0, 4)
-    match = "sgd_dense_: bounds" if field == "bounds" else "sgd_dense_"
+    if field in data:
+        data[field] = short
+        match = "sgd_dense_: cuts or bounds"
+    else:
+        setattr(ws, field, short)
+        match = "sgd_dense_: partials"
+    args = (params, lay.table, 0, 0, 0, X, y, indptr, indices, values, data["cuts"])
     with pytest.raises(ValueError, match=match), blas_threads(1):
-        dense.sgd_dense_(*args, 0.1, 1.0, 40, *ws.buffers)
+        dense.sgd_dense_(*args, data["bounds"], np.arange(40), 10, 0, 4, 0.1, 1.0, 40, *ws.buffers)
 
 
 def naive_first_gradient(X, rows, d, k_lo, k_hi):
@@ -219,11 +238,14 @@ def test_block_bounds_split_each_sample_at_the_cuts():
     indptr, indices, values = nonzero_index(X)
     cuts = np.array([0, 9, 17, 23, 31, 40])
     out = np.full(len(cuts), -1, np.int64)
+    every = np.full((len(X), len(cuts)), -1, np.int64)
+    dense.sample_bounds_(indptr, indices, cuts, every)
     for i in range(len(X)):
         dense.block_bounds_(indptr, indices, i, cuts, out)
         cols = np.flatnonzero(X[i])
         expected = indptr[i] + np.searchsorted(cols, cuts)
         np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(every[i], expected)
 
 
 # Rows of 8 take the vector code (fastnet.kernels.rows.row_fits_registers);
@@ -237,20 +259,57 @@ def test_first_gradient_blocks_match_naive(dtype, width):
     rows = np.random.default_rng(1).permutation(len(X))[:23]
     d = np.random.default_rng(2).standard_normal((len(rows), width)).astype(dtype)
     cuts = np.array([0, 9, 17, 23, 31, 40])
-    bounds = np.empty((len(rows), len(cuts)), np.int64)
-    for r, i in enumerate(rows):
-        dense.block_bounds_(indptr, indices, i, cuts, bounds[r])
+    bounds = np.full((len(X), len(cuts)), -1, np.int64)
+    dense.sample_bounds_(indptr, indices, cuts, bounds)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     # Blocks in any order, each writing its own rows only.
     g = np.full((40, width), np.nan, dtype)
     for b in (4, 0, 2, 1, 3):
-        dense.first_gradient_rows_(indices, values, bounds, b, d, cuts[b], cuts[b + 1], g)
+        dense.first_gradient_rows_(indices, values, bounds, rows, b, d, cuts[b], cuts[b + 1], g)
         np.testing.assert_allclose(
             g[cuts[b] : cuts[b + 1]],
             naive_first_gradient(X, rows, d, cuts[b], cuts[b + 1]),
             atol=tol,
         )
     np.testing.assert_allclose(g, naive_first_gradient(X, rows, d, 0, 40), atol=tol)
+
+
+# Rows of 8 take the vector code, of 5 and 70 the plain loop (as above).
+@pytest.mark.parametrize("width", [8, 5, 70])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_first_block_sums_match_naive(dtype, width):
+    lay, params, X, y = problem((40, 8, 3), 60, dtype)
+    X[:, 17:23] = 0  # a block with no non-zeros at all
+    X[4] = 0  # a sample with none
+    indptr, indices, values = nonzero_index(X)
+    w = np.random.default_rng(2).standard_normal((40, width)).astype(dtype)
+    rows = np.random.default_rng(1).permutation(len(X))[:23]
+    rows[5] = 4
+    cuts = np.array([0, 9, 17, 23, 31, 40])
+    bounds = np.empty((len(X), len(cuts)), np.int64)
+    dense.sample_bounds_(indptr, indices, cuts, bounds)
+    partials = np.full((5, 30, width + 3), np.nan, dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for b in (3, 0, 4, 2, 1):
+        dense.first_block_sums_(w.ravel(), 0, width, indices, values, bounds, rows, b, partials)
+        k = slice(cuts[b], cuts[b + 1])
+        np.testing.assert_allclose(partials[b, :23, :width], X[rows][:, k] @ w[k], atol=tol)
+    assert np.isnan(partials[:, 23:]).all() and np.isnan(partials[:, :, width:]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_epoch_split_into_calls_gives_identical_bits(dtype, lanes):
+    # Each call sums its first mini-batch's first layer before its loop,
+    # later mini-batches' during the previous one's update: the same sums.
+    lay, start, X, y = problem((200, 64, 10), 700, dtype)
+    order = np.random.default_rng(4).permutation(len(X))
+    results = set()
+    for calls in (1, 3, 7):
+        params = start.copy()
+        run_dense(lay, params, X, y, order, 101, 0.3, 1.0, "cross_entropy", "sigmoid", lanes, calls)
+        results.add(params.tobytes())
+    assert len(results) == 1
 
 
 @pytest.mark.parametrize("rows", [1, 7, 100])
@@ -273,11 +332,10 @@ def test_balance_inputs_gives_runs_of_about_equal_nonzeros(n_blocks):
     X, _ = mnist_like(300)
     X[:, :200] = 0  # non-zeros only in the upper columns
     indptr, indices, _ = nonzero_index(X)
-    rows = np.arange(0, 300, 2, dtype=np.int64)
     counts = np.full(784, -1, np.int64)
     cuts = np.full(n_blocks + 1, -1, np.int64)
-    dense.balance_inputs_(indptr, indices, rows, counts, cuts)
-    np.testing.assert_array_equal(counts, np.count_nonzero(X[rows], axis=0))
+    dense.balance_inputs_(indptr, indices, counts, cuts)
+    np.testing.assert_array_equal(counts, np.count_nonzero(X, axis=0))
     assert cuts[0] == 0 and cuts[-1] == 784 and (np.diff(cuts) >= 0).all()
     per_block = np.add.reduceat(np.append(counts, 0), cuts[:-1])[:n_blocks]
     per_block[np.diff(cuts) == 0] = 0
@@ -292,7 +350,7 @@ def test_balance_inputs_without_nonzeros_covers_every_input():
     indptr = np.zeros(4, np.int64)
     indices = np.zeros(0, np.int32)
     cuts = np.empty(5, np.int64)
-    dense.balance_inputs_(indptr, indices, np.arange(3), np.empty(10, np.int64), cuts)
+    dense.balance_inputs_(indptr, indices, np.empty(10, np.int64), cuts)
     assert cuts[0] == 0 and cuts[-1] == 10 and (np.diff(cuts) >= 0).all()
 
 
@@ -302,7 +360,7 @@ def test_epoch_allocates_nothing_per_mini_batch():
     order = np.arange(len(X))
     m = 96
     ws = DenseWorkspace(lay, params.dtype, m, 2)
-    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), order, m)
+    args = (params, lay.table, 0, 0, 0, X, y, *dense_data(X), order, m)
     tail = (0.1, 1.0, len(X), *ws.buffers)
     with blas_threads(1):
         dense.sgd_dense_(*args, 0, 1, *tail)  # compile

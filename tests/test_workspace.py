@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from fastnet._config import DENSE_IN_BLOCKS, DENSE_ROW_BLOCK
+from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
 from fastnet.workspace import (
     DenseWorkspace,
     TrainWorkspace,
     dense_row_block,
+    input_blocks,
     no_index,
     nonzero_index,
     row_lanes,
@@ -73,21 +75,38 @@ def test_no_index_is_typed_like_a_real_one(dtype):
     assert fake[0].tolist() == [0] and len(fake[1]) == len(fake[2]) == 0
 
 
-@pytest.mark.parametrize(
-    "n_lanes,n_blocks", [(1, 1), (2, DENSE_IN_BLOCKS), (3, 2 * DENSE_IN_BLOCKS)]
-)
-def test_dense_workspace_key_and_buffers(n_lanes, n_blocks):
+@pytest.mark.parametrize("n_lanes", [1, 2, 3])
+def test_dense_workspace_key_and_buffers(n_lanes):
     lay = Layout([6, 4, 3])
     ws = DenseWorkspace(lay, np.float32, 100, n_lanes)
     assert ws.key == ((6, 4, 3), np.dtype(np.float32), 100, ("dense", n_lanes))
-    zs, acts, deltas, grads, bounds, counts, cuts, sync, lanes, row_block = ws.buffers
+    zs, acts, deltas, grads, partials, sync, lanes, row_block = ws.buffers
     assert zs.shape == acts.shape == deltas.shape == (100 * lay.n_z,)
     assert grads.shape == (1, lay.n_params) and grads.dtype == np.float32
-    assert bounds.shape == (100, n_blocks + 1) and counts.shape == (6,)
-    assert cuts.shape == (n_blocks + 1,)
+    # As many input blocks whatever the lanes: the bits depend on them.
+    assert partials.shape == (DENSE_IN_BLOCKS, 100, lay.table[0, STRIDE])
+    assert partials.dtype == np.float32
     # The team's counters, then one claim counter per pair of lanes.
     assert sync.shape == (SYNC_SIZE + 8 * ((n_lanes + 1) // 2),)
     assert lanes == n_lanes and row_block == dense_row_block(100)
+
+
+def test_input_blocks_share_the_nonzeros_and_bound_every_sample():
+    rng = np.random.default_rng(6)
+    X = rng.random((80, 50))
+    X[X < 0.7] = 0
+    X[:, :20] = 0  # non-zeros only in the upper columns
+    X[3] = 0
+    indptr, indices, _ = nonzero_index(X)
+    cuts, bounds = input_blocks(indptr, indices, 50)
+    assert cuts.shape == (DENSE_IN_BLOCKS + 1,) and cuts[0] == 0 and cuts[-1] == 50
+    assert (np.diff(cuts) >= 0).all() and cuts[1] > 20
+    per_block = [np.count_nonzero(X[:, cuts[b] : cuts[b + 1]]) for b in range(DENSE_IN_BLOCKS)]
+    assert max(per_block) <= np.count_nonzero(X) / DENSE_IN_BLOCKS + np.count_nonzero(X, 0).max()
+    assert bounds.shape == (80, DENSE_IN_BLOCKS + 1)
+    for i in range(80):
+        expected = indptr[i] + np.searchsorted(np.flatnonzero(X[i]), cuts)
+        np.testing.assert_array_equal(bounds[i], expected)
 
 
 @pytest.mark.parametrize("mini_batch", [1, 2, 17, 63, 64, 65, 100, 128, 200, 1000])

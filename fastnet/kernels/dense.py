@@ -6,13 +6,13 @@ layer's forward pass, backpropagation and weight gradient as one ``np.dot``
 each (Numba calls the BLAS that SciPy ships), so a whole epoch still runs in
 one compiled call. The first layer reads its inputs from the non-zero index
 instead, skipping MNIST's 81% zeros: its forward sums row by row
-(:func:`fastnet.kernels.rows.first_layer_sums_`, as the loop kernels do) and
-its weight gradient input by input (:func:`first_gradient_rows_`). Both beat
-gathering the inputs into a matrix for BLAS products (paired A/B of the
-whole driver, 2026-12-01, forward then gradient: [784, 30, 10] mini-batch
-100 float32 1.06x then 1.06x, float64 1.15x then 1.26x; [784, 100, 10]
-mini-batch 100 1.27x then 1.13x; [784, 256, 128, 10] mini-batch 64 1.31x
-then 1.13x).
+(:func:`fastnet.kernels.rows.first_layer_sums_`, as the loop kernels do, one
+partial sum per input block: :func:`first_block_sums_`) and its weight
+gradient input by input (:func:`first_gradient_rows_`). Both beat gathering
+the inputs into a matrix for BLAS products (paired A/B of the whole driver,
+2026-12-01, forward then gradient: [784, 30, 10] mini-batch 100 float32
+1.06x then 1.06x, float64 1.15x then 1.26x; [784, 100, 10] mini-batch 100
+1.27x then 1.13x; [784, 256, 128, 10] mini-batch 64 1.31x then 1.13x).
 ``fastnet.network.use_dense`` decides where the driver is used, from the
 mini-batch size and the layer sizes only, never from the thread count.
 
@@ -45,7 +45,6 @@ from numba import njit, prange
 from numba.extending import overload
 
 from fastnet._config import (
-    BALANCE_SAMPLES,
     DENSE_EVAL_ROWS,
     EVAL_CHUNKS,
     JIT_OPTIONS,
@@ -61,11 +60,10 @@ from fastnet.kernels.mlp import (
     PARALLEL_OPTIONS,
     all_finite_row,
     argmax_row,
-    sample_inputs,
     sum_chunks,
     update_block_,
 )
-from fastnet.kernels.prefetch import prefetch_sample
+from fastnet.kernels.prefetch import prefetch, prefetch_range
 from fastnet.kernels.rows import add_rows_, first_layer_sums_, row_fits_registers
 from fastnet.kernels.sync import (
     CLAIMS,
@@ -260,16 +258,16 @@ def later_gradients_(table, stride, m, acts, deltas, grad):
 
 
 @njit(**JIT_OPTIONS)
-def first_gradient_rows_(indices, values, bounds, block, d, k_lo, k_hi, g):
+def first_gradient_rows_(indices, values, bounds, rows, block, d, k_lo, k_hi, g):
     """``g[k] = sum_r x[r, k] * d[r]`` for the first layer's rows
     ``k_lo <= k < k_hi`` (input block `block`), from the non-zero index,
     rows ``r`` added in order.
 
-    Sample ``r``'s non-zeros in the block are ``indices[q]``, ``values[q]``
-    for ``bounds[r, block] <= q < bounds[r, block + 1]``
-    (:func:`block_bounds_`, filled in the driver's first phase), so a block
-    costs no search. Each column names its own row of `g`, so the bits do
-    not depend on the blocks.
+    Row ``r`` is sample ``i = rows[r]``, whose non-zeros in the block are
+    ``indices[q]``, ``values[q]`` for ``bounds[i, block] <= q < bounds[i,
+    block + 1]`` (:func:`sample_bounds_`, found once per data set), so a
+    block costs no search. Each column names its own row of `g`, so the bits
+    do not depend on the blocks.
 
     Replaced gathering the inputs into a matrix and one BLAS product
     ``x[:, k_lo:k_hi].T @ d``: skipping MNIST's 81% zeros won (paired A/B of
@@ -288,8 +286,10 @@ def first_gradient_rows_(indices, values, bounds, block, d, k_lo, k_hi, g):
     indices, values : ndarray
         Non-zero index of the data (:func:`fastnet.kernels.mlp.nonzero_index_`),
         values in the dtype of `g`.
-    bounds : ndarray of int64, shape (m, n_blocks + 1)
-        Per sample of the mini-batch, where its non-zeros cross the blocks.
+    bounds : ndarray of int64, shape (n, n_blocks + 1)
+        Per sample of the data, where its non-zeros cross the blocks.
+    rows : ndarray of int64, shape (m,)
+        The mini-batch's samples.
     block : int
     d : ndarray, shape (m, stride)
         The first layer's errors, one row per sample.
@@ -304,8 +304,9 @@ def first_gradient_rows_(indices, values, bounds, block, d, k_lo, k_hi, g):
         for p in range(k_lo * stride, k_hi * stride):
             g_flat[p] = 0
         for r in range(d.shape[0]):
+            i = rows[r]
             add_rows_(
-                g_flat, 0, stride, indices, values, bounds[r, block], bounds[r, block + 1], 1, d[r]
+                g_flat, 0, stride, indices, values, bounds[i, block], bounds[i, block + 1], 1, d[r]
             )
         return
     # Row by row: zeroing long rows through the flat view measured 0.89x-0.96x
@@ -317,8 +318,10 @@ def first_gradient_rows_(indices, values, bounds, block, d, k_lo, k_hi, g):
             gk[j] = 0
     for r in range(d.shape[0]):
         dr = d[r]
-        cols = indices[bounds[r, block] : bounds[r, block + 1]]
-        v = values[bounds[r, block] : bounds[r, block + 1]]
+        q_lo = bounds[rows[r], block]
+        q_hi = bounds[rows[r], block + 1]
+        cols = indices[q_lo:q_hi]
+        v = values[q_lo:q_hi]
         for q in range(cols.shape[0]):
             c = v[q]
             gk = g[cols[q]]
@@ -364,20 +367,26 @@ def block_bounds_(indptr, indices, i, cuts, out):
 
 
 @njit(**JIT_OPTIONS)
-def balance_inputs_(indptr, indices, rows, counts, cuts):
+def sample_bounds_(indptr, indices, cuts, bounds):
+    """:func:`block_bounds_` for every sample of the data: row ``i`` of
+    `bounds` (shape ``(n, n_blocks + 1)``, int64) is overwritten with sample
+    ``i``'s."""
+    for i in range(bounds.shape[0]):
+        block_bounds_(indptr, indices, i, cuts, bounds[i])
+
+
+@njit(**JIT_OPTIONS)
+def balance_inputs_(indptr, indices, counts, cuts):
     """Split the first layer's inputs into ``len(cuts) - 1`` runs holding
-    about as many of `rows`' non-zeros each (MNIST's are in the middle of
-    the image: runs of equal width would not share the work evenly). Which
-    run an input falls in does not change any result, only who sums it.
+    about as many of the data's non-zeros each (MNIST's are in the middle of
+    the image: runs of equal width would not share the work evenly).
 
     Parameters
     ----------
     indptr, indices : ndarray
-        Non-zero index of the data.
-    rows : ndarray of int64
-        The samples to count.
+        Non-zero index of the data; every sample is counted.
     counts : ndarray of int64, shape (n_in,)
-        Scratch; overwritten with each input's non-zeros among `rows`.
+        Scratch; overwritten with each input's non-zeros.
     cuts : ndarray of int64, shape (n_blocks + 1,)
         Overwritten: run ``b`` is inputs ``cuts[b]`` to ``cuts[b + 1] - 1``,
         from ``cuts[0] = 0`` to ``cuts[-1] = n_in``.
@@ -385,11 +394,9 @@ def balance_inputs_(indptr, indices, rows, counts, cuts):
     n_in = counts.shape[0]
     n_blocks = cuts.shape[0] - 1
     counts[:] = 0
-    total = 0
-    for r in range(rows.shape[0]):
-        for q in range(indptr[rows[r]], indptr[rows[r] + 1]):
-            counts[indices[q]] += 1
-        total += indptr[rows[r] + 1] - indptr[rows[r]]
+    total = indptr[indptr.shape[0] - 1] - indptr[0]
+    for q in range(indptr[0], indptr[indptr.shape[0] - 1]):
+        counts[indices[q]] += 1
     cuts[0] = 0
     b = 1
     acc = 0
@@ -401,6 +408,49 @@ def balance_inputs_(indptr, indices, rows, counts, cuts):
     while b <= n_blocks:
         cuts[b] = n_in
         b += 1
+
+
+@njit(**JIT_OPTIONS)
+def first_block_sums_(params, w_off, stride, indices, values, bounds, rows, block, partials):
+    """The first layer's weighted inputs of `rows` from input block `block`
+    alone: ``partials[block, r] = sum_k x[rows[r], k] * w[k]`` over the
+    block's inputs ``k`` (:func:`fastnet.kernels.rows.first_layer_sums_` on
+    the sample's non-zeros in the block), whole stored rows.
+
+    Parameters
+    ----------
+    params : ndarray, shape (n_params,)
+    w_off, stride : int
+        The first layer's offset and stored row length.
+    indices, values : ndarray
+        Non-zero index of the data.
+    bounds : ndarray of int64, shape (n, n_blocks + 1)
+        Where each sample's non-zeros cross the blocks (:func:`sample_bounds_`).
+    rows : ndarray of int64, shape (m,)
+    block : int
+    partials : ndarray, shape (n_blocks, >= m, >= stride)
+        Rows ``partials[block, :m]`` overwritten (entries ``0:stride``).
+
+    Notes
+    -----
+    The samples come in shuffled order, so each one's non-zeros are a cache
+    miss: the next sample's run in the block is prefetched while this one is
+    summed, and the bounds row of the one after it.
+    """
+    m = rows.shape[0]
+    for r in range(m):
+        if r + 2 < m:
+            prefetch(bounds[rows[r + 2]], 0)
+        if r + 1 < m:
+            i1 = rows[r + 1]
+            prefetch_range(indices, bounds[i1, block], bounds[i1, block + 1])
+            prefetch_range(values, bounds[i1, block], bounds[i1, block + 1])
+        i = rows[r]
+        q_lo = bounds[i, block]
+        q_hi = bounds[i, block + 1]
+        first_layer_sums_(
+            params, w_off, stride, indices[q_lo:q_hi], values[q_lo:q_hi], partials[block, r]
+        )
 
 
 @njit(**JIT_OPTIONS)
@@ -425,6 +475,8 @@ def sgd_dense_(
     indptr,
     indices,
     values,
+    cuts,
+    bounds,
     order,
     mini_batch,
     first,
@@ -436,9 +488,7 @@ def sgd_dense_(
     acts,
     deltas,
     grads,
-    bounds,
-    counts,
-    cuts,
+    partials,
     sync,
     n_lanes,
     row_block,
@@ -450,32 +500,43 @@ def sgd_dense_(
     fixed units of work that the lanes take from a shared counter, the next
     free unit to whichever lane is free, and a barrier after each:
 
-    1. Blocks of `row_block` rows: each row's first-layer sums from the
-       non-zero index (:func:`fastnet.kernels.rows.first_layer_sums_`) and
-       where its inputs cross the input blocks (:func:`block_bounds_`), then the
-       block forward through the later layers and back to its errors, one
-       BLAS product per layer (:func:`forward_rows_`, :func:`errors_rows_`).
+    1. Blocks of `row_block` rows: each row's first-layer weighted input,
+       the sum of its partial sums over the input blocks, then the block
+       forward through the later layers and back to its errors, one BLAS
+       product per layer (:func:`forward_rows_`, :func:`errors_rows_`).
     2. The gradient and the book's step
        ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad_w``,
-       ``b <- b - (eta/m) sum grad_b``: unit 0 for the later layers' weights
-       and every bias (:func:`later_gradients_`, BLAS), then one unit per
-       fixed block of the first layer's inputs
-       (:func:`first_gradient_rows_`); each unit updates the parameters it
-       has just summed.
+       ``b <- b - (eta/m) sum grad_b``: one unit per input block of the
+       first layer (:func:`first_gradient_rows_`), which then sums the *next*
+       mini-batch's partial weighted inputs over the rows it has just updated
+       (:func:`first_block_sums_`); and one unit for the later layers'
+       weights and every bias (:func:`later_gradients_`, BLAS).
 
-    The row blocks depend on the mini-batch size only, and every sum runs
-    in a fixed order whichever lane takes the unit, so the bits depend
-    neither on the thread count nor on who took what; the input blocks do
-    not change any sum at all, so they are set per call from the non-zeros
-    of up to BALANCE_SAMPLES samples (:func:`balance_inputs_`). In phase 2
-    each pair of lanes shares a run of input blocks from both ends, one
-    lane upwards and the other downwards until they meet, so each lane
-    mostly keeps the same rows of the first layer from one mini-batch to
-    the next; the last run ends with the later layers' unit, which the
-    downward lane takes first. Units instead of fixed halves let the faster
-    core do more when the host slows one vCPU (it slows one at a time); one
-    region per call instead of three ``prange`` loops per mini-batch saves
-    their launches.
+    So a block of the first layer's weights is summed forward and updated
+    by the lane that owns it, right after its update, instead of every lane
+    reading every row of the first layer in phase 1. Paired A/B against the
+    driver before (in which phase 1 summed all of a row's inputs and found
+    where they cross the blocks, 4 blocks per pair of lanes and 1 for a lane
+    alone; ``/work/exp/s20/ab_s20.py``, 2026-12-01, 2 threads / 1 thread,
+    medians of 8-10 rounds): [784, 30, 10] mini-batch 100 float32 1.36x /
+    1.14x, float64 1.23x / 1.07x, [784, 100, 10] 1.14x / 1.04x,
+    [784, 256, 128, 10] mini-batch 64 float32 1.20x / 1.07x, float64 1.06x /
+    1.06x, [784, 30, 10] mini-batch 17 1.33x / 1.07x. Which part of the
+    change gives what was not separated. The first mini-batch of a call has
+    its partial sums computed before the loop, shared out as the blocks.
+
+    Each pair of lanes shares a run of input blocks from both ends, one lane
+    upwards and the other downwards until they meet, so a lane keeps the
+    same blocks from one mini-batch to the next; the last run ends with the
+    later layers' unit, which the downward lane takes first. Units instead
+    of fixed halves let the faster core do more when the host slows one vCPU
+    (it slows one at a time); one region per call instead of ``prange``
+    loops per mini-batch saves their launches.
+
+    The input blocks (`cuts`) are fixed per data set and the row blocks per
+    mini-batch size, and every sum runs in a fixed order whichever lane
+    takes the unit, so the bits depend neither on the thread count nor on
+    who took what, nor on how an epoch is split into calls.
     BLAS must run on one thread inside (``fastnet.threads.blas_threads(1)``):
     its own threading gave different bits on different thread counts.
 
@@ -488,18 +549,18 @@ def sgd_dense_(
     indptr, indices, values : ndarray
         Non-zero index of the data, values in the dtype of `params`; the
         first layer reads its inputs from it.
+    cuts : ndarray of int64, shape (n_blocks + 1,)
+        The first layer's input blocks, from ``cuts[0] = 0`` to
+        ``cuts[-1] = sizes[0]`` (:func:`balance_inputs_`).
+    bounds : ndarray of int64, shape (n, n_blocks + 1)
+        Where each sample's non-zeros cross the blocks (:func:`sample_bounds_`).
+        ``fastnet.workspace.input_blocks`` makes both.
     zs, acts, deltas : ndarray, shape (mini_batch * n_z,)
         Layer-major scratch (see the module docstring).
     grads : ndarray, shape (1, n_params)
         The mini-batch's gradient sum.
-    bounds : ndarray of int64, shape (mini_batch, n_blocks + 1)
-        Per sample of a mini-batch, where its non-zeros cross the input
-        blocks (:func:`block_bounds_`); overwritten.
-    counts : ndarray of int64, shape (sizes[0],)
-        Scratch for :func:`balance_inputs_`.
-    cuts : ndarray of int64, shape (n_blocks + 1,)
-        Overwritten with the input blocks of phase 2 (``n_blocks`` at least
-        1; see :class:`fastnet.workspace.DenseWorkspace`).
+    partials : ndarray, shape (n_blocks, mini_batch, table[0, STRIDE])
+        The next mini-batch's first-layer sums per input block; overwritten.
     sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
         The team's counters (:mod:`fastnet.kernels.sync`), then one claim
         counter per pair of lanes; overwritten.
@@ -512,9 +573,10 @@ def sgd_dense_(
     Raises
     ------
     ValueError
-        If the scratch buffers do not fit `mini_batch`, the lanes or the
-        layer sizes (:class:`fastnet.workspace.DenseWorkspace` makes them
-        fit).
+        If the blocks do not fit the data or the layer sizes, or the scratch
+        buffers do not fit `mini_batch`, the lanes or the blocks
+        (:class:`fastnet.workspace.DenseWorkspace` and
+        ``fastnet.workspace.input_blocks`` make them fit).
 
     Notes
     -----
@@ -525,16 +587,8 @@ def sgd_dense_(
     measured [784, 30, 10] mini-batch 100 float32 1.01x (1 thread 1.07x),
     float64 1.05x (1 thread 1.10x), [784, 256, 128, 10] mini-batch 64
     float32 1.15x (1 thread 0.97x), [784, 30, 10] mini-batch 17 1.20x.
-    Each input block costs a pass over the mini-batch's samples (16 blocks
-    on one thread: 0.85x-0.90x), hence few blocks (DENSE_IN_BLOCKS per pair
-    of lanes) and one for a lane alone. Until stop 18 (2026-12-01) each lane found
-    the samples' non-zeros in its next block by scanning on from a cursor
-    per sample, in phase 2; with the bounds found in phase 1 instead, while
-    the sample's index is in cache, paired rounds against that driver (same
-    bits) measured [784, 30, 10] mini-batch 100 float32 1.00x-1.05x on two
-    threads and 1.03x-1.08x on one (one block: no scan at all), float64
-    1.07x-1.10x and 1.17x; [784, 100, 10] 0.99x / 1.04x,
-    [784, 256, 128, 10] mini-batch 64 0.96x-1.02x, mini-batch 17 1.02x-1.03x.
+    Each input block costs a pass over the mini-batch's samples, in both the
+    forward sums and the gradient, hence few blocks (DENSE_IN_BLOCKS).
 
     Examples
     --------
@@ -550,26 +604,33 @@ def sgd_dense_(
     """
     # Out-of-range indices are not checked in compiled code: a short buffer
     # from a direct caller would write past its end.
+    n_blocks = cuts.shape[0] - 1
+    if (
+        n_blocks < 1
+        or cuts[0] != 0
+        or cuts[n_blocks] != table[0, N_IN]
+        or bounds.shape[0] != indptr.shape[0] - 1
+        or bounds.shape[1] != n_blocks + 1
+    ):
+        raise ValueError(
+            "sgd_dense_: cuts or bounds do not fit the data and the layer sizes "
+            "(make them with fastnet.workspace.input_blocks)"
+        )
     if (
         n_lanes < 1
         or row_block < 1
-        or cuts.shape[0] < 2
-        or bounds.shape[0] < mini_batch
-        or bounds.shape[1] != cuts.shape[0]
+        or partials.shape[0] != n_blocks
+        or partials.shape[1] < mini_batch
+        or partials.shape[2] < table[0, STRIDE]
+        or sync.shape[0] < SYNC_SIZE + 8 * ((n_lanes + 1) // 2)
     ):
-        raise ValueError("sgd_dense_: bounds, cuts or row_block do not fit the mini-batch")
-    if sync.shape[0] < SYNC_SIZE + 8 * ((n_lanes + 1) // 2) or counts.shape[0] != table[0, N_IN]:
-        raise ValueError("sgd_dense_: sync or counts do not fit the lanes and the layer sizes")
+        raise ValueError("sgd_dense_: partials, sync, n_lanes or row_block do not fit")
     if last <= first:
         return
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     reset_team_(sync)
     for i in range(SYNC_SIZE, sync.shape[0]):
         sync[i] = 0
-    start = first * mini_batch
-    balance_inputs_(
-        indptr, indices, order[start : min(start + BALANCE_SAMPLES, order.shape[0])], counts, cuts
-    )
     for t in prange(n_lanes):
         lane = np.int64(t)  # one type for dense_lane_, see sgd_parallel_
         mode = join_team(sync, lane, n_lanes)
@@ -581,9 +642,10 @@ def sgd_dense_(
                 output,
                 cost,
                 labels,
-                indptr,
                 indices,
                 values,
+                cuts,
+                bounds,
                 order,
                 mini_batch,
                 first,
@@ -594,8 +656,7 @@ def sgd_dense_(
                 acts,
                 deltas,
                 grads,
-                bounds,
-                cuts,
+                partials,
                 sync,
                 n_lanes,
                 row_block,
@@ -612,9 +673,10 @@ def dense_lane_(
     output,
     cost,
     labels,
-    indptr,
     indices,
     values,
+    cuts,
+    bounds,
     order,
     mini_batch,
     first,
@@ -625,8 +687,7 @@ def dense_lane_(
     acts,
     deltas,
     grads,
-    bounds,
-    cuts,
+    partials,
     sync,
     n_lanes,
     row_block,
@@ -635,14 +696,13 @@ def dense_lane_(
 ):
     """One lane of :func:`sgd_dense_`: the units it takes of every
     mini-batch's two phases, or, when not `team`, every unit in order."""
-    n_in0 = table[0, N_IN]
     n_out0 = table[0, N_OUT]
     b0 = table[0, B_OFF]
     stride0 = table[0, STRIDE]
     w_off0 = table[0, W_OFF]
     code0 = output if table.shape[0] == 1 else hidden
     n_weights = table[0, B_OFF]
-    end0 = w_off0 + n_in0 * stride0
+    end0 = w_off0 + table[0, N_IN] * stride0
     n_params = params.shape[0]
     n_samples = order.shape[0]
     n_blocks = cuts.shape[0] - 1
@@ -658,11 +718,25 @@ def dense_lane_(
     up = lane % 2 == 0 or not team
     blk_lo = (seg * n_blocks) // n_seg if team else 0
     blk_hi = ((seg + 1) * n_blocks) // n_seg if team else n_blocks
-    n_seg_units = blk_hi - blk_lo + (1 if blk_hi == n_blocks else 0)
+    n_seg_blocks = blk_hi - blk_lo
+    n_seg_units = n_seg_blocks + (1 if blk_hi == n_blocks else 0)
     seg_counter = SYNC_SIZE + 8 * seg
     base = 0
     seg_base = 0
     passed = 0
+    # The first mini-batch's partial sums, shared out as phase 2's blocks.
+    start = first * mini_batch
+    upcoming = order[start : start + min(mini_batch, n_samples - start)]
+    taken = 0
+    while next_unit(sync, seg_counter, team, seg_base, taken - 1) < n_seg_blocks:
+        u = taken if up else n_seg_blocks - 1 - taken
+        taken += 1
+        first_block_sums_(
+            params, w_off0, stride0, indices, values, bounds, upcoming, blk_lo + u, partials
+        )
+    if team:
+        seg_base += n_seg_blocks + seg_lanes
+        passed = barrier(sync, n_lanes, passed)
     for t in range(first, last):
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
@@ -676,16 +750,20 @@ def dense_lane_(
             r_lo = u * row_block
             r_hi = min(r_lo + row_block, m)
             for r in range(r_lo, r_hi):
-                if r + 1 < r_hi:
-                    prefetch_sample(indptr, indices, values, rows[r + 1])
-                cols, v = sample_inputs(indptr, indices, values, rows[r])
-                first_layer_sums_(params, w_off0, stride0, cols, v, z0[r])
+                # The blocks' sums in block order, then the bias.
+                zr = z0[r]
+                p0 = partials[0, r]
+                for j in range(stride0):
+                    zr[j] = p0[j]
+                for b in range(1, n_blocks):
+                    pb = partials[b, r]
+                    for j in range(stride0):
+                        zr[j] += pb[j]
                 for j in range(n_out0):
-                    z0[r, j] = z0[r, j] + params[b0 + j]
-                activate_(code0, z0[r, :n_out0], a0[r, :n_out0])
+                    zr[j] = zr[j] + params[b0 + j]
+                activate_(code0, zr[:n_out0], a0[r, :n_out0])
                 for j in range(n_out0, a0.shape[1]):
                     a0[r, j] = 0
-                block_bounds_(indptr, indices, rows[r], cuts, bounds[r])
             # (From layer 1 on, forward_rows_ does not read its inputs.)
             forward_rows_(params, table, hidden, output, z0, 1, mini_batch, m, r_lo, r_hi, zs, acts)
             errors_rows_(
@@ -708,6 +786,8 @@ def dense_lane_(
             base += n_units + n_lanes
             passed = barrier(sync, n_lanes, passed)
         d0 = layer_block(deltas, table, 0, mini_batch, m)
+        nxt = start + m
+        upcoming = order[nxt : nxt + min(mini_batch, n_samples - nxt)] if t + 1 < last else rows[:0]
         taken = 0
         while next_unit(sync, seg_counter, team, seg_base, taken - 1) < n_seg_units:
             u = taken if up else n_seg_units - 1 - taken
@@ -716,9 +796,10 @@ def dense_lane_(
                 later_gradients_(table, mini_batch, m, acts, deltas, grad)
                 update_block_(params, grads, 1, n_weights, decay, step, end0, n_params)
             else:
-                k_lo = cuts[blk_lo + u]
-                k_hi = cuts[blk_lo + u + 1]
-                first_gradient_rows_(indices, values, bounds[:m], blk_lo + u, d0, k_lo, k_hi, g0)
+                blk = blk_lo + u
+                k_lo = cuts[blk]
+                k_hi = cuts[blk + 1]
+                first_gradient_rows_(indices, values, bounds, rows, blk, d0, k_lo, k_hi, g0)
                 update_block_(
                     params,
                     grads,
@@ -728,6 +809,9 @@ def dense_lane_(
                     step,
                     w_off0 + k_lo * stride0,
                     w_off0 + k_hi * stride0,
+                )
+                first_block_sums_(
+                    params, w_off0, stride0, indices, values, bounds, upcoming, blk, partials
                 )
         if team:
             seg_base += n_seg_units + seg_lanes

@@ -19,14 +19,17 @@ rows of X as the kernels then did): 1.61 / 2.63 / 1.92 without, 1.20 / 2.32 /
 10, paired rounds against the kernels before the prefetch and the
 ``values`` index of :func:`fastnet.kernels.mlp.nonzero_index_`), with both:
 float32 1.42x on one thread, 1.22x on two; float64 1.16x; [784, 100, 10]
-1.09x. The dense driver (:mod:`fastnet.kernels.dense`) asks for the next
-row's index while it sums a row's first layer; paired A/B of the whole
-driver (2026-12-01, 12 rounds each), [784, 30, 10] mini-batch 100: float32
-1.10x-1.11x on two threads, 1.15x on one; float64 1.01x on two, 1.21x on
-one; mini-batch 17 1.05x; [784, 100, 10] 1.05x on one thread;
-[784, 256, 128, 10] mini-batch 64 0.98x-1.01x. Prefetching in its gradient
-phase too (the next sample's columns from its cursor on) measured 0.93x-1.02x
-against the forward prefetch alone, and was left out.
+1.09x. The dense driver (:mod:`fastnet.kernels.dense`) sums each input
+block's part of the first layer a sample at a time and asks for the next
+sample's run in the block (:func:`fastnet.kernels.dense.first_block_sums_`).
+Until 2026-12-01 it summed whole rows and asked for the next row's index;
+paired A/B of the whole driver then (12 rounds each), [784, 30, 10]
+mini-batch 100: float32 1.10x-1.11x on two threads, 1.15x on one; float64
+1.01x on two, 1.21x on one; mini-batch 17 1.05x; [784, 100, 10] 1.05x on one
+thread; [784, 256, 128, 10] mini-batch 64 0.98x-1.01x. In the per-block
+prototype (4 blocks, float32, against that driver in the same runs) the
+hints took the ratio from 0.74x to 0.88x on one thread and from 0.89x to
+1.02x on two (``/work/exp/s20/ab_owner.py``).
 """
 
 from __future__ import annotations
