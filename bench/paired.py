@@ -7,9 +7,11 @@ other; on this project's shared 2-core host the machine's speed moved by up
 to 2x between those tests, and so did single-run ratios. Here every round
 times A then B on the same slice, the ratio is taken per round, and the table
 reports the median of the per-round ratios with their range, and the ratio
-of each side's fastest round (the host's slow-downs only add time, so the
-fastest rounds carry the least of them; a thread-scaling ratio suffers
-most, as a two-thread round is slowed when either vCPU is). Same workloads,
+of each side's fastest round: a second view, since the host's slow-downs
+only add time. It is not a cleaner figure for the thread ratios: a
+one-thread round may also run at a higher clock while the other core idles
+(on 2026-12-01 it read 1.44x where the median read 1.67x). The targets are
+judged on the median. Same workloads,
 slices, data and targets as the suite (``_workloads.py``, ``report.py``).
 
 Run from the repository root::
@@ -73,9 +75,8 @@ class Paired(NamedTuple):
     """What :func:`paired` measured."""
 
     ratios: list
-    #: Fastest round of `a` over fastest round of `b`: the ratio with the
-    #: least of the host's slow-downs in it (which only ever add time), shown
-    #: beside the median; the targets are judged on the median.
+    #: Fastest round of `a` over fastest round of `b` (see the module
+    #: docstring for what it does and does not tell).
     fastest: float
 
 
