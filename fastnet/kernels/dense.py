@@ -725,8 +725,8 @@ def dense_lane_(
     seg_base = 0
     passed = 0
     # The first mini-batch's partial sums, shared out as phase 2's blocks.
-    start = first * mini_batch
-    upcoming = order[start : start + min(mini_batch, n_samples - start)]
+    # (A slice stops at the end of `order`: the last mini-batch may be short.)
+    upcoming = order[first * mini_batch : (first + 1) * mini_batch]
     taken = 0
     while next_unit(sync, seg_counter, team, seg_base, taken - 1) < n_seg_blocks:
         u = taken if up else n_seg_blocks - 1 - taken
@@ -786,8 +786,7 @@ def dense_lane_(
             base += n_units + n_lanes
             passed = barrier(sync, n_lanes, passed)
         d0 = layer_block(deltas, table, 0, mini_batch, m)
-        nxt = start + m
-        upcoming = order[nxt : nxt + min(mini_batch, n_samples - nxt)] if t + 1 < last else rows[:0]
+        upcoming = order[start + m : start + m + mini_batch] if t + 1 < last else rows[:0]
         taken = 0
         while next_unit(sync, seg_counter, team, seg_base, taken - 1) < n_seg_units:
             u = taken if up else n_seg_units - 1 - taken
