@@ -25,7 +25,10 @@ from fastnet.kernels.codes import (
 
 def exp_(x):
     """``exp(x)`` for the sigmoid: compiled, :func:`exp32` for float32 and
-    NumPy's for float64 (which so keeps the reference's bits). Without JIT,
+    Numba's ``np.exp`` (the C library's) for float64. That is NumPy's bits
+    only where NumPy has no SIMD ``exp`` for the CPU: on an AVX-512 host
+    NumPy's float64 ``exp`` differed in the last place on 4.6% of a million
+    inputs (at most 1 ulp; the sigmoid at most 2 ulp). Without JIT,
     NumPy's for both: the pure-Python :func:`exp32` made the uncompiled test
     runs several times slower."""
     return np.exp(x)
