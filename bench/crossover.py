@@ -60,7 +60,7 @@ def main(dtypes):
                 # One-thread BLAS, as Network.train runs the dense driver.
                 with blas_threads(1):
                     for name, (kernel, ws) in drivers.items():
-                        data = (*idx, *blocks) if name == "dense" else idx
+                        data = (*idx, *blocks)
                         rate[name] = samples_per_second(
                             kernel, net, ws, X, y, data, order, mb, n_batches
                         )

@@ -30,9 +30,11 @@ GRAD_CHUNK = 16
 #: mini-batch size only, never on the thread count.
 MAX_GRAD_CHUNKS = 32
 
-#: Blocks of the first layer's inputs in the dense driver
-#: (fastnet.kernels.dense.sgd_dense_), whatever the thread count: each block's
-#: rows are summed forward and updated by the lane that owns it, and the
+#: Blocks of the first layer's inputs (fastnet.workspace.input_blocks) in
+#: the dense driver (fastnet.kernels.dense.sgd_dense_) and, since 2026-12-02,
+#: the fused step (fastnet.kernels.mlp.fused_lane_), whatever the thread
+#: count: each block's rows are summed forward and updated by the lane that
+#: owns it, and the
 #: blocks set the order of the first layer's sums, so their number cannot
 #: follow the thread count without changing the bits. Each costs a pass over
 #: the mini-batch's samples in both directions. Prototype of the owned blocks
@@ -41,8 +43,10 @@ MAX_GRAD_CHUNKS = 32
 #: 2026-12-01): 2 blocks 1.28x-1.34x / 1.04x-1.10x, 3 blocks 1.17x / 1.14x,
 #: 4 blocks 1.02x / 0.88x, 8 blocks 0.82x / 0.69x. With 2, phase 2 has three
 #: units (two blocks and the later layers), so lanes past three only share
-#: phase 1 (not measured: this machine has two cores).
-DENSE_IN_BLOCKS = 2
+#: phase 1 (not measured: this machine has two cores); in the fused step
+#: lanes past the second only share the samples' passes. The fused step's
+#: measurements (2026-12-02) are in the README ("How it is built").
+INPUT_BLOCKS = 2
 
 #: Most rows per unit of the dense driver's first phase
 #: (fastnet.workspace.dense_row_block splits a mini-batch into an even number
@@ -146,7 +150,7 @@ BARRIER_SPINS = 20_000
 DENSE_MIN_WORK = 200_000
 
 #: How the dense driver used two threads until it took units from shared
-#: counters (2026-12-01; DENSE_ROW_BLOCK, DENSE_IN_BLOCKS): its first layer's inputs were split into
+#: counters (2026-12-01; DENSE_ROW_BLOCK, INPUT_BLOCKS): its first layer's inputs were split into
 #: two halves whose products run in parallel (since 2026-12-01 no products:
 #: the first layer reads the non-zero index, its weight gradient split into
 #: the same input halves, its forward sums into two halves of the rows), so

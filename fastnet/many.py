@@ -20,6 +20,7 @@ import numpy as np
 from fastnet._validation import check_number
 from fastnet.history import History
 from fastnet.kernels import mlp
+from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.network import (
     DivergenceError,
     Network,
@@ -28,7 +29,7 @@ from fastnet.network import (
     use_dense,
 )
 from fastnet.threads import resolve_threads
-from fastnet.workspace import nonzero_index, train_pool_size
+from fastnet.workspace import input_blocks, nonzero_index, train_pool_size
 
 
 def _per_network(value, k, name, check):
@@ -212,8 +213,10 @@ def train_many(
         )
         for net, m, e, lm in zip(nets, mbs, etas, lmbdas, strict=True)
     ]
-    args = (tables, t_off, hidden, output, cost, X, y, *train_index)
-    rest = (orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off, schedule, threads)
+    blocks = input_blocks(*train_index[:2], X.shape[1])
+    args = (tables, t_off, hidden, output, cost, X, y, *train_index, *blocks)
+    sync = np.zeros(SYNC_SIZE, np.int64)
+    rest = (orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off, schedule, threads, sync)
     # No networks (p_off[:1]): compiles or loads the kernel and trains
     # nothing, so the first epoch's seconds are training alone.
     with compile_notice(f"many-networks training kernel for {first.dtype.name}"):

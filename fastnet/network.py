@@ -578,9 +578,9 @@ class Network:
         loop_eval = self._eval_ws.dense_zs.shape[0] == 0
         dt = self.dtype
         train_index = nonzero_index(X, dt)
-        # The dense driver also reads where each sample's non-zeros cross its
-        # input blocks: found once per call, like the index.
-        blocks = input_blocks(*train_index[:2], self.sizes[0]) if kernel_name == "dense" else ()
+        # The drivers also read where each sample's non-zeros cross the input
+        # blocks: found once per call, like the index.
+        blocks = input_blocks(*train_index[:2], self.sizes[0])
         if evaluation_data is not None:
             eval_index = nonzero_index(Xe, dt) if loop_eval else no_index(Xe, dt)
         last_good = self.params.copy()

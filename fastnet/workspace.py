@@ -7,10 +7,10 @@ import numpy as np
 
 from fastnet._config import (
     DENSE_EVAL_ROWS,
-    DENSE_IN_BLOCKS,
     DENSE_ROW_BLOCK,
     EVAL_CHUNKS,
     GRAD_CHUNK,
+    INPUT_BLOCKS,
 )
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.dense import balance_inputs_, sample_bounds_
@@ -20,8 +20,9 @@ from fastnet.layout import Layout
 
 
 class TrainWorkspace:
-    """Per-chunk scratch rows, gradient sums and the row split for SGD with
-    mini-batches of up to `mini_batch` samples on `n_lanes` threads.
+    """Per-chunk scratch rows, gradient sums and the fused step's block sums
+    for SGD with mini-batches of up to `mini_batch` samples on `n_lanes`
+    threads.
 
     Attributes
     ----------
@@ -30,11 +31,12 @@ class TrainWorkspace:
         workspace while the key matches.
     zs, acts, deltas : ndarray, shape (n_chunks, GRAD_CHUNK, layout.n_z)
     grads : ndarray, shape (n_chunks, layout.n_params)
-    lanes : ndarray of int64, shape (n_lanes + 1,)
-        :func:`row_lanes` for the first layer.
+    partials : ndarray, shape (INPUT_BLOCKS, GRAD_CHUNK, layout.table[0, STRIDE])
+        The fused step's first-layer sums per input block.
     sync : ndarray of int64, shape (SYNC_SIZE,)
         Counters through which the parallel fused step's threads meet
         (:mod:`fastnet.kernels.sync`).
+    n_lanes : int
     """
 
     def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
@@ -44,13 +46,14 @@ class TrainWorkspace:
         self.acts = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.deltas = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.grads = np.zeros((nc, layout.n_params), dtype)
-        self.lanes = row_lanes(layout.sizes[0], n_lanes)
+        self.partials = np.zeros((INPUT_BLOCKS, GRAD_CHUNK, layout.table[0, STRIDE]), dtype)
         self.sync = np.zeros(SYNC_SIZE, np.int64)
+        self.n_lanes = n_lanes
 
     @property
     def buffers(self):
         """The buffers in the order the SGD kernels take them."""
-        return self.zs, self.acts, self.deltas, self.grads, self.lanes, self.sync
+        return self.zs, self.acts, self.deltas, self.grads, self.partials, self.sync, self.n_lanes
 
 
 class DenseWorkspace:
@@ -68,7 +71,7 @@ class DenseWorkspace:
     grads : ndarray, shape (1, layout.n_params)
         The mini-batch's gradient sum (2-D, as the loop drivers' per-chunk
         sums, so both update through the same kernel).
-    partials : ndarray, shape (DENSE_IN_BLOCKS, mini_batch, layout.table[0, STRIDE])
+    partials : ndarray, shape (INPUT_BLOCKS, mini_batch, layout.table[0, STRIDE])
         The first layer's weighted inputs of the next mini-batch, per input
         block.
     sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
@@ -90,7 +93,7 @@ class DenseWorkspace:
         self.acts = np.zeros(mini_batch * layout.n_z, dtype)
         self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
         self.grads = np.zeros((1, layout.n_params), dtype)
-        self.partials = np.zeros((DENSE_IN_BLOCKS, mini_batch, layout.table[0, STRIDE]), dtype)
+        self.partials = np.zeros((INPUT_BLOCKS, mini_batch, layout.table[0, STRIDE]), dtype)
         self.sync = np.zeros(SYNC_SIZE + 8 * ((n_lanes + 1) // 2), np.int64)
         self.n_lanes = n_lanes
         self.row_block = dense_row_block(mini_batch)
@@ -112,12 +115,14 @@ class DenseWorkspace:
 
 
 def input_blocks(indptr, indices, n_in: int):
-    """The dense driver's blocks of the first layer's inputs for a data set.
+    """The blocks of the first layer's inputs for a data set, which every
+    training driver sums the first layer over (each block's rows owned by
+    one thread; :func:`fastnet.kernels.mlp.first_block_sums_`).
 
-    DENSE_IN_BLOCKS runs of inputs holding about as many of the data's
+    INPUT_BLOCKS runs of inputs holding about as many of the data's
     non-zeros each, and where every sample's non-zeros cross them. They
     depend on the data only (not on the thread count or the order of the
-    samples), so the driver's sums over them give the same bits in any
+    samples), so the drivers' sums over them give the same bits in any
     run on the same data.
 
     Parameters
@@ -129,9 +134,9 @@ def input_blocks(indptr, indices, n_in: int):
 
     Returns
     -------
-    cuts : ndarray of int64, shape (DENSE_IN_BLOCKS + 1,)
+    cuts : ndarray of int64, shape (INPUT_BLOCKS + 1,)
         Block ``b`` is inputs ``cuts[b]`` to ``cuts[b + 1] - 1``.
-    bounds : ndarray of int64, shape (n, DENSE_IN_BLOCKS + 1)
+    bounds : ndarray of int64, shape (n, INPUT_BLOCKS + 1)
         Sample ``i``'s non-zeros in block ``b`` are positions ``bounds[i, b]``
         to ``bounds[i, b + 1] - 1`` of `indices`.
 
@@ -142,9 +147,9 @@ def input_blocks(indptr, indices, n_in: int):
     >>> cuts.tolist(), bounds.tolist()
     ([0, 2, 4], [[0, 1, 2], [2, 3, 4]])
     """
-    cuts = np.zeros(DENSE_IN_BLOCKS + 1, np.int64)
+    cuts = np.zeros(INPUT_BLOCKS + 1, np.int64)
     balance_inputs_(indptr, indices, np.zeros(n_in, np.int64), cuts)
-    bounds = np.zeros((len(indptr) - 1, DENSE_IN_BLOCKS + 1), np.int64)
+    bounds = np.zeros((len(indptr) - 1, INPUT_BLOCKS + 1), np.int64)
     sample_bounds_(indptr, indices, cuts, bounds)
     return cuts, bounds
 
@@ -161,21 +166,6 @@ def dense_row_block(mini_batch: int) -> int:
     """
     units = 2 * -(-mini_batch // (2 * DENSE_ROW_BLOCK))
     return max(1, -(-mini_batch // units))
-
-
-def row_lanes(n_in: int, n_lanes: int) -> np.ndarray:
-    """Split the first layer's `n_in` rows into `n_lanes` contiguous runs.
-
-    The parallel fused step (:func:`fastnet.kernels.mlp.sgd_parallel_`) gives
-    run ``t``, rows ``lanes[t]`` to ``lanes[t+1] - 1``, to thread ``t``. The
-    split only balances work: the results are the same for any split.
-
-    Examples
-    --------
-    >>> row_lanes(784, 2)
-    array([  0, 392, 784])
-    """
-    return np.array([(t * n_in) // n_lanes for t in range(n_lanes + 1)], np.int64)
 
 
 class EvalWorkspace:
@@ -272,7 +262,8 @@ def nonzero_index(X, dtype=None):
 
 def train_pool_size(layout: Layout, mini_batch: int) -> int:
     """Elements of a network's work pool in :func:`fastnet.kernels.mlp.sgd_many_`:
-    the zs, acts and deltas rows and the gradient buffers of a
-    :class:`TrainWorkspace`, back to back."""
+    the zs, acts and deltas rows, the gradient buffers and the block sums of
+    a :class:`TrainWorkspace`, back to back."""
     nc = int(n_chunks(mini_batch))
-    return 3 * nc * GRAD_CHUNK * layout.n_z + nc * layout.n_params
+    partials = INPUT_BLOCKS * GRAD_CHUNK * int(layout.table[0, STRIDE])
+    return 3 * nc * GRAD_CHUNK * layout.n_z + nc * layout.n_params + partials

@@ -13,6 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
+def train_data(X):
+    """The training drivers' data arguments after ``X, labels``: the
+    non-zero index of `X` and its input blocks, as ``Network.train`` builds
+    them."""
+    from fastnet.workspace import input_blocks, nonzero_index
+
+    index = nonzero_index(X)
+    return (*index, *input_blocks(*index[:2], X.shape[1]))
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
 

@@ -20,15 +20,9 @@ from fastnet._config import (
 from fastnet.kernels import dense
 from fastnet.many import train_many
 from fastnet.threads import blas_threads
-from fastnet.workspace import DenseWorkspace, EvalWorkspace, input_blocks, nonzero_index
-from tests.conftest import JIT_DISABLED
+from fastnet.workspace import DenseWorkspace, EvalWorkspace, nonzero_index
+from tests.conftest import JIT_DISABLED, train_data
 from tests.test_kernels import PADDED, PAIRS, THREADS, flat, kernel_codes, problem, views
-
-
-def dense_data(X):
-    """The data arguments of the dense driver: the index and its blocks."""
-    index = nonzero_index(X)
-    return (*index, *input_blocks(*index[:2], X.shape[1]))
 
 
 def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation, lanes=1, calls=1):
@@ -37,7 +31,7 @@ def run_dense(lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation
     m = min(mini_batch, len(order))
     ws = DenseWorkspace(lay, params.dtype, m, lanes)
     n_batches = -(-len(order) // m)
-    data = dense_data(X)
+    data = train_data(X)
     with blas_threads(1):
         for c in range(calls):
             dense.sgd_dense_(
@@ -108,7 +102,7 @@ def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
             *kernel_codes("cross_entropy", "sigmoid"),
             X,
             y,
-            *dense_data(X),
+            *train_data(X),
             order,
             mini_batch,
             0,
@@ -201,7 +195,7 @@ def test_lane_count_gives_identical_bits(dtype):
 def test_driver_refuses_blocks_and_scratch_that_do_not_fit(case):
     lay, params, X, y = problem((12, 9, 4), 40)
     ws = DenseWorkspace(lay, params.dtype, 10, 2)
-    indptr, indices, values, cuts, bounds = dense_data(X)
+    indptr, indices, values, cuts, bounds = train_data(X)
     data = {"cuts": cuts, "bounds": bounds}
     field, short = {
         "cuts": ("cuts", cuts[:1]),
@@ -360,7 +354,7 @@ def test_epoch_allocates_nothing_per_mini_batch():
     order = np.arange(len(X))
     m = 96
     ws = DenseWorkspace(lay, params.dtype, m, 2)
-    args = (params, lay.table, 0, 0, 0, X, y, *dense_data(X), order, m)
+    args = (params, lay.table, 0, 0, 0, X, y, *train_data(X), order, m)
     tail = (0.1, 1.0, len(X), *ws.buffers)
     with blas_threads(1):
         dense.sgd_dense_(*args, 0, 1, *tail)  # compile

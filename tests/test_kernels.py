@@ -20,7 +20,7 @@ from fastnet.kernels import activations, codes, mlp
 from fastnet.layout import Layout
 from fastnet.threads import max_threads
 from fastnet.workspace import EvalWorkspace, TrainWorkspace, nonzero_index
-from tests.conftest import JIT_DISABLED
+from tests.conftest import JIT_DISABLED, train_data
 
 PAIRS = [(c, a) for c in codes.COSTS for a in codes.HIDDEN_ACTIVATIONS]
 DTYPES = [np.float64, np.float32]
@@ -94,14 +94,14 @@ def flat(lay, weights, biases):
 
 
 def run_epoch(
-    driver, lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation, lanes=None
+    driver, lay, params, X, y, order, mini_batch, eta, lmbda, cost, activation, n_lanes=None
 ):
-    """One epoch through a driver. `lanes`: the first layer's row split for the
-    parallel fused step (default: two lanes for the parallel driver)."""
+    """One epoch through a driver. `n_lanes`: the parallel fused step's team
+    (default: two lanes for the parallel driver)."""
     m = min(mini_batch, len(order))
-    ws = TrainWorkspace(lay, params.dtype, m, 2 if driver == "parallel" else 1)
-    if lanes is not None:
-        ws.lanes = np.asarray(lanes, np.int64)
+    if n_lanes is None:
+        n_lanes = 2 if driver == "parallel" else 1
+    ws = TrainWorkspace(lay, params.dtype, m, n_lanes)
     n_batches = -(-len(order) // m)
     DRIVERS[driver](
         params,
@@ -109,7 +109,7 @@ def run_epoch(
         *kernel_codes(cost, activation),
         X,
         y,
-        *nonzero_index(X),
+        *train_data(X),
         order,
         m,
         0,
@@ -168,7 +168,7 @@ def test_padded_epoch_matches_reference(sizes, driver, dtype, mini_batch, cost, 
         *kernel_codes(cost, activation),
         X,
         y,
-        *nonzero_index(X),
+        *train_data(X),
         order,
         m,
         0,
@@ -217,22 +217,27 @@ def test_first_layer_decay_scale_matches_reference(n, eta, lmbda):
     assert results[0] == results[1]
 
 
-def test_first_layer_factors():
+def test_lazy_factors():
+    # Explicit decay: no scale.
+    assert mlp.lazy_factors(1.0, 0.9, 0.1, False, 1.0) == (False, 1, 1, 0.9, 0.1)
+    # The decay goes into the scale; the stored weights get step / alpha_next.
+    fold, alpha, nxt, decay0, step0 = mlp.lazy_factors(0.5, 0.9, 0.1, True, 1.0)
+    assert not fold and (alpha, nxt, decay0) == (0.5, 0.5 * 0.9, 1)
+    assert step0 == pytest.approx(0.1 / 0.45)
+    # Below ALPHA_FOLD the scale must be folded into the stored weights first.
+    fold, alpha, nxt, decay0, step0 = mlp.lazy_factors(ALPHA_FOLD * 1.01, 0.9, 0.1, True, 1.0)
+    assert fold and (alpha, nxt, decay0) == (1, 0.9, 1) and step0 == pytest.approx(0.1 / 0.9)
+
+
+def test_scale_first_rows_touches_only_its_rows():
     lay, params, _, _ = problem((12, 30, 4), 1)
     start = params.copy()
-    w0 = slice(0, lay.table[0, codes.W_ROWS] * lay.table[0, codes.STRIDE])
-    # Explicit decay: no scale.
-    assert mlp.first_layer_factors(params, lay.table, 1.0, 0.9, 0.1, False) == (1, 1, 0.9, 0.1)
-    # The decay goes into the scale; the stored weights get step / alpha_next.
-    alpha, nxt, decay0, step0 = mlp.first_layer_factors(params, lay.table, 0.5, 0.9, 0.1, True)
-    assert (alpha, nxt, decay0) == (0.5, 0.5 * 0.9, 1) and step0 == pytest.approx(0.1 / 0.45)
-    assert np.array_equal(params, start)
-    # Below ALPHA_FOLD the scale is folded into the stored weights first.
-    small = ALPHA_FOLD * 1.01
-    alpha, nxt, decay0, step0 = mlp.first_layer_factors(params, lay.table, small, 0.9, 0.1, True)
-    assert (alpha, nxt, decay0) == (1, 0.9, 1) and step0 == pytest.approx(0.1 / 0.9)
-    np.testing.assert_array_equal(params[w0], small * start[w0])
-    np.testing.assert_array_equal(params[w0.stop :], start[w0.stop :])
+    stride = lay.table[0, codes.STRIDE]
+    mlp.scale_first_rows_(params, lay.table, 0.5, 3, 7)
+    inside = slice(3 * stride, 7 * stride)
+    np.testing.assert_array_equal(params[inside], 0.5 * start[inside])
+    np.testing.assert_array_equal(params[: inside.start], start[: inside.start])
+    np.testing.assert_array_equal(params[inside.stop :], start[inside.stop :])
 
 
 @pytest.mark.parametrize("mini_batch", [1, 10, 100])
@@ -256,12 +261,13 @@ def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch
     order = np.random.default_rng(2).permutation(len(X))
     results = {}
     for driver in (d for d in DRIVERS if takes(d, mini_batch)):
-        # The parallel fused step splits the first layer's rows into lanes:
-        # one lane, one per thread, and an uneven split with an empty lane.
-        splits = [None] if driver == "serial" else [[0, 30], [0, 15, 30], [0, 0, 7, 30]]
+        # The parallel fused step's team: one lane, one per thread (or more
+        # lanes than threads, which one thread then runs alone), and more
+        # lanes than input blocks, whose extra lanes only share the samples.
+        teams = [None] if driver == "serial" else [1, 2, 3]
         for n_threads in THREADS:
             numba_threads(n_threads)
-            for lanes in splits:
+            for n_lanes in teams:
                 params = start.copy()
                 run_epoch(
                     driver,
@@ -275,9 +281,9 @@ def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch
                     1.0,
                     "cross_entropy",
                     "sigmoid",
-                    lanes,
+                    n_lanes,
                 )
-                results[driver, n_threads, str(lanes)] = params.tobytes()
+                results[driver, n_threads, str(n_lanes)] = params.tobytes()
     assert len(set(results.values())) == 1, sorted(results)
     assert results["serial", 1, "None"] != start.tobytes()
 
@@ -441,7 +447,7 @@ def test_epoch_allocates_nothing_per_mini_batch(driver):
     lay, params, X, y = problem((20, 8, 4), 400)
     order = np.arange(len(X))
     ws = TrainWorkspace(lay, params.dtype, 10)
-    args = (params, lay.table, 0, 0, 0, X, y, *nonzero_index(X), order, 10)
+    args = (params, lay.table, 0, 0, 0, X, y, *train_data(X), order, 10)
     tail = (0.1, 1.0, len(X), *ws.buffers)
     DRIVERS[driver](*args, 0, 1, *tail)  # compile
     _nrt_python.memsys_enable_stats()
@@ -474,6 +480,52 @@ def test_parallel_driver_refuses_mini_batches_of_several_chunks():
             "cross_entropy",
             "sigmoid",
         )
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize(
+    "case",
+    ["cuts", "cuts_end", "bounds", "bounds_blocks", "partials", "partials_rows", "partials_stride"],
+)
+def test_drivers_refuse_blocks_and_scratch_that_do_not_fit(driver, case):
+    lay, params, X, y = problem((12, 9, 4), 40)
+    ws = TrainWorkspace(lay, params.dtype, 10, 2)
+    indptr, indices, values, cuts, bounds = train_data(X)
+    data = {"cuts": cuts, "bounds": bounds}
+    field, short = {
+        "cuts": ("cuts", cuts[:1]),
+        # Blocks past the first layer's inputs would write past its rows.
+        "cuts_end": ("cuts", np.append(cuts[:-1], 13)),
+        "bounds": ("bounds", bounds[:-1]),
+        # Bounds for another number of blocks than the cuts would be read
+        # past their rows' ends.
+        "bounds_blocks": ("bounds", bounds[:, :-1]),
+        "partials": ("partials", ws.partials[:1]),
+        "partials_rows": ("partials", ws.partials[:, :9]),
+        "partials_stride": ("partials", ws.partials[:, :, :-1]),
+    }[case]
+    if field in data:
+        data[field] = short
+    else:
+        setattr(ws, field, short)
+    args = (params, lay.table, 0, 0, 0, X, y, indptr, indices, values, data["cuts"], data["bounds"])
+    before = params.copy()
+    with pytest.raises(ValueError, match=f"sgd_{driver}_: cuts, bounds or partials"):
+        DRIVERS[driver](*args, np.arange(40), 10, 0, 4, 0.1, 1.0, 40, *ws.buffers)
+    assert np.array_equal(params, before)
+
+
+@pytest.mark.parametrize("case", ["n_lanes", "sync"])
+def test_parallel_driver_refuses_a_team_that_does_not_fit(case):
+    lay, params, X, y = problem((12, 9, 4), 40)
+    ws = TrainWorkspace(lay, params.dtype, 10, 2)
+    if case == "n_lanes":
+        ws.n_lanes = 0
+    else:
+        ws.sync = ws.sync[:-1]
+    args = (params, lay.table, 0, 0, 0, X, y, *train_data(X), np.arange(40), 10, 0, 4)
+    with pytest.raises(ValueError, match="sgd_parallel_: n_lanes must be at least 1"):
+        mlp.sgd_parallel_(*args, 0.1, 1.0, 40, *ws.buffers)
 
 
 def test_n_chunks_depends_on_batch_size_only():

@@ -21,7 +21,8 @@ from fastnet import reference
 from fastnet._config import REFERENCE_RTOL
 from fastnet.kernels import codes, mlp
 from fastnet.layout import Layout
-from fastnet.workspace import TrainWorkspace, nonzero_index
+from fastnet.workspace import TrainWorkspace
+from tests.conftest import train_data
 from tests.test_kernels import flat, kernel_codes
 
 EXAMPLES = int(os.environ.get("FASTNET_HYPOTHESIS_EXAMPLES", "25"))
@@ -78,7 +79,7 @@ def test_epoch_matches_reference_and_stays_in_bounds(problem):
     ws = TrainWorkspace(lay, dtype, m)
     # Work rows hold anything before a step (the kernels write before they
     # read, padding included).
-    for work in (ws.zs, ws.acts, ws.deltas):
+    for work in (ws.zs, ws.acts, ws.deltas, ws.partials):
         work[...] = SENTINEL
     grads_buf, _ = guarded(ws.grads.size, dtype)
     ws.grads = grads_buf[GUARD : GUARD + ws.grads.size].reshape(ws.grads.shape)
@@ -90,7 +91,7 @@ def test_epoch_matches_reference_and_stays_in_bounds(problem):
         *kernel_codes(cost, activation),
         X,
         y,
-        *nonzero_index(X),
+        *train_data(X),
         order,
         m,
         0,

@@ -1,11 +1,11 @@
-"""fastnet.workspace: buffer shapes and the first layer's row split."""
+"""fastnet.workspace: buffer shapes, the non-zero index and the input blocks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fastnet._config import DENSE_IN_BLOCKS, DENSE_ROW_BLOCK
+from fastnet._config import DENSE_ROW_BLOCK, INPUT_BLOCKS
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
@@ -16,30 +16,24 @@ from fastnet.workspace import (
     input_blocks,
     no_index,
     nonzero_index,
-    row_lanes,
+    train_pool_size,
 )
-
-
-@pytest.mark.parametrize("n_in", [1, 5, 784])
-@pytest.mark.parametrize("n_lanes", [1, 2, 3, 8])
-def test_row_lanes_cover_every_row_once(n_in, n_lanes):
-    lanes = row_lanes(n_in, n_lanes)
-    assert lanes.dtype == np.int64
-    assert len(lanes) == n_lanes + 1
-    assert lanes[0] == 0 and lanes[-1] == n_in
-    sizes = np.diff(lanes)
-    assert (sizes >= 0).all() and sizes.max() - sizes.min() <= 1
 
 
 def test_train_workspace_key_and_buffers():
     lay = Layout([6, 4, 3])
     ws = TrainWorkspace(lay, np.float32, 40, 2)
     assert ws.key == ((6, 4, 3), np.dtype(np.float32), 40, 2)
-    zs, acts, deltas, grads, lanes, sync = ws.buffers
+    zs, acts, deltas, grads, partials, sync, n_lanes = ws.buffers
     assert zs.shape == acts.shape == deltas.shape == (3, 16, 7)
     assert grads.shape == (3, lay.n_params) and grads.dtype == np.float32
-    np.testing.assert_array_equal(lanes, [0, 3, 6])
+    assert partials.shape == (INPUT_BLOCKS, 16, lay.table[0, STRIDE])
+    assert partials.dtype == np.float32
     assert sync.shape == (SYNC_SIZE,) and sync.dtype == np.int64
+    assert n_lanes == 2
+    # The many-networks pool holds the same buffers back to back.
+    n_pool = sum(a.size for a in (zs, acts, deltas, grads, partials))
+    assert train_pool_size(lay, 40) == n_pool
 
 
 def naive_index(X):
@@ -84,7 +78,7 @@ def test_dense_workspace_key_and_buffers(n_lanes):
     assert zs.shape == acts.shape == deltas.shape == (100 * lay.n_z,)
     assert grads.shape == (1, lay.n_params) and grads.dtype == np.float32
     # As many input blocks whatever the lanes: the bits depend on them.
-    assert partials.shape == (DENSE_IN_BLOCKS, 100, lay.table[0, STRIDE])
+    assert partials.shape == (INPUT_BLOCKS, 100, lay.table[0, STRIDE])
     assert partials.dtype == np.float32
     # The team's counters, then one claim counter per pair of lanes.
     assert sync.shape == (SYNC_SIZE + 8 * ((n_lanes + 1) // 2),)
@@ -99,11 +93,11 @@ def test_input_blocks_share_the_nonzeros_and_bound_every_sample():
     X[3] = 0
     indptr, indices, _ = nonzero_index(X)
     cuts, bounds = input_blocks(indptr, indices, 50)
-    assert cuts.shape == (DENSE_IN_BLOCKS + 1,) and cuts[0] == 0 and cuts[-1] == 50
+    assert cuts.shape == (INPUT_BLOCKS + 1,) and cuts[0] == 0 and cuts[-1] == 50
     assert (np.diff(cuts) >= 0).all() and cuts[1] > 20
-    per_block = [np.count_nonzero(X[:, cuts[b] : cuts[b + 1]]) for b in range(DENSE_IN_BLOCKS)]
-    assert max(per_block) <= np.count_nonzero(X) / DENSE_IN_BLOCKS + np.count_nonzero(X, 0).max()
-    assert bounds.shape == (80, DENSE_IN_BLOCKS + 1)
+    per_block = [np.count_nonzero(X[:, cuts[b] : cuts[b + 1]]) for b in range(INPUT_BLOCKS)]
+    assert max(per_block) <= np.count_nonzero(X) / INPUT_BLOCKS + np.count_nonzero(X, 0).max()
+    assert bounds.shape == (80, INPUT_BLOCKS + 1)
     for i in range(80):
         expected = indptr[i] + np.searchsorted(np.flatnonzero(X[i]), cuts)
         np.testing.assert_array_equal(bounds[i], expected)

@@ -60,11 +60,11 @@ from fastnet.kernels.mlp import (
     PARALLEL_OPTIONS,
     all_finite_row,
     argmax_row,
+    first_block_sums_,
     sum_chunks,
     update_block_,
 )
-from fastnet.kernels.prefetch import prefetch, prefetch_range
-from fastnet.kernels.rows import add_rows_, first_layer_sums_, row_fits_registers
+from fastnet.kernels.rows import add_rows_, row_fits_registers
 from fastnet.kernels.sync import (
     CLAIMS,
     OUT,
@@ -411,49 +411,6 @@ def balance_inputs_(indptr, indices, counts, cuts):
 
 
 @njit(**JIT_OPTIONS)
-def first_block_sums_(params, w_off, stride, indices, values, bounds, rows, block, partials):
-    """The first layer's weighted inputs of `rows` from input block `block`
-    alone: ``partials[block, r] = sum_k x[rows[r], k] * w[k]`` over the
-    block's inputs ``k`` (:func:`fastnet.kernels.rows.first_layer_sums_` on
-    the sample's non-zeros in the block), whole stored rows.
-
-    Parameters
-    ----------
-    params : ndarray, shape (n_params,)
-    w_off, stride : int
-        The first layer's offset and stored row length.
-    indices, values : ndarray
-        Non-zero index of the data.
-    bounds : ndarray of int64, shape (n, n_blocks + 1)
-        Where each sample's non-zeros cross the blocks (:func:`sample_bounds_`).
-    rows : ndarray of int64, shape (m,)
-    block : int
-    partials : ndarray, shape (n_blocks, >= m, >= stride)
-        Rows ``partials[block, :m]`` overwritten (entries ``0:stride``).
-
-    Notes
-    -----
-    The samples come in shuffled order, so each one's non-zeros are a cache
-    miss: the next sample's run in the block is prefetched while this one is
-    summed, and the bounds row of the one after it.
-    """
-    m = rows.shape[0]
-    for r in range(m):
-        if r + 2 < m:
-            prefetch(bounds[rows[r + 2]], 0)
-        if r + 1 < m:
-            i1 = rows[r + 1]
-            prefetch_range(indices, bounds[i1, block], bounds[i1, block + 1])
-            prefetch_range(values, bounds[i1, block], bounds[i1, block + 1])
-        i = rows[r]
-        q_lo = bounds[i, block]
-        q_hi = bounds[i, block + 1]
-        first_layer_sums_(
-            params, w_off, stride, indices[q_lo:q_hi], values[q_lo:q_hi], partials[block, r]
-        )
-
-
-@njit(**JIT_OPTIONS)
 def next_unit(sync, counter, team, base, unit):
     """The next unit of work for a lane of :func:`sgd_dense_`: a claim on the
     team's counter ``sync[counter]`` (minus `base`, the claims of earlier
@@ -588,7 +545,7 @@ def sgd_dense_(
     float64 1.05x (1 thread 1.10x), [784, 256, 128, 10] mini-batch 64
     float32 1.15x (1 thread 0.97x), [784, 30, 10] mini-batch 17 1.20x.
     Each input block costs a pass over the mini-batch's samples, in both the
-    forward sums and the gradient, hence few blocks (DENSE_IN_BLOCKS).
+    forward sums and the gradient, hence few blocks (INPUT_BLOCKS).
 
     Examples
     --------

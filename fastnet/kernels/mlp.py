@@ -23,9 +23,12 @@ Determinism: a mini-batch of ``m`` samples is split into ``n_chunks(m)`` fixed
 chunks. One chunk (``m <= GRAD_CHUNK``, the book's mini-batch of 10) takes the
 fused step: all samples forward and backward with the old weights, then the
 weights decay and each sample's contribution is subtracted in sample order.
-Several chunks each sum their gradient into their own buffer, and the chunk sums
-are added in chunk order. The path depends on ``m`` only, so the serial and
-parallel drivers and every thread count give identical bits.
+The fused step sums the first layer over the data's input blocks
+(``fastnet.workspace.input_blocks``, fixed per data set) and adds the
+blocks' sums in block order, so that each block's rows can belong to one
+thread. Several chunks each sum their gradient into their own buffer, and
+the chunk sums are added in chunk order. The path depends on ``m`` only, so
+the serial and parallel drivers and every thread count give identical bits.
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ from fastnet.kernels.activations import (
     scale_by_derivative_,
 )
 from fastnet.kernels.codes import B_OFF, N_IN, N_OUT, STRIDE, W_OFF, W_ROWS, Z_OFF
-from fastnet.kernels.prefetch import prefetch_sample
+from fastnet.kernels.prefetch import prefetch, prefetch_range, prefetch_sample
 from fastnet.kernels.rows import add_rows_, first_layer_sums_, layer_add_, layer_sums_
-from fastnet.kernels.sync import OUT, TEAM, barrier, join_team, reset_team_
+from fastnet.kernels.sync import OUT, SYNC_SIZE, TEAM, barrier, join_team, reset_team_
 
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
 
@@ -166,6 +169,17 @@ def forward_sample_(params, table, hidden, output, v, cols, z, a, alpha):
     layer's slot in `z` runs over whole stored rows, :mod:`fastnet.layout`)
     get zero sums, and their activations are not computed.
     """
+    z_off = table[0, Z_OFF]
+    stride = table[0, STRIDE]
+    first_layer_sums_(params, table[0, W_OFF], stride, cols, v, z[z_off : z_off + stride])
+    forward_rest_(params, table, hidden, output, z, a, alpha)
+
+
+@njit(**JIT_OPTIONS)
+def forward_rest_(params, table, hidden, output, z, a, alpha):
+    """:func:`forward_sample_` from the first layer's sums on: `z`'s first
+    slot holds ``sum of x_k row_k`` (whole stored rows); every layer's
+    weighted input and activation are written in place."""
     n_layers = table.shape[0]
     for layer in range(n_layers):
         n_in = table[layer, N_IN]
@@ -176,7 +190,6 @@ def forward_sample_(params, table, hidden, output, v, cols, z, a, alpha):
         stride = table[layer, STRIDE]
         zl = z[z_off : z_off + n_out]
         if layer == 0:
-            first_layer_sums_(params, w_off, stride, cols, v, z[z_off : z_off + stride])
             for j in range(n_out):
                 zl[j] = alpha * zl[j] + params[b_off + j]
         else:
@@ -260,8 +273,10 @@ def add_first_rows_(table, v, cols, delta, scale, k_lo, k_hi, out):
     ``k_lo <= k < k_hi`` with a non-zero input ``x[cols[q]] = v[q]`` (`cols`
     increasing). Whole stored rows: the padded entries of `delta` are zero,
     so the padding gets ``+ 0``."""
-    q_lo = np.searchsorted(cols, k_lo)
-    q_hi = np.searchsorted(cols, k_hi)
+    # A lane's rows often start at 0 or end at n_in (one lane's: both);
+    # those ends need no binary search.
+    q_lo = 0 if k_lo == 0 else np.searchsorted(cols, k_lo)
+    q_hi = cols.shape[0] if k_hi >= table[0, N_IN] else np.searchsorted(cols, k_hi)
     add_rows_(out, table[0, W_OFF], table[0, STRIDE], cols, v, q_lo, q_hi, scale, delta)
 
 
@@ -376,6 +391,71 @@ def chunk_gradients_(
 
 
 @njit(**JIT_OPTIONS)
+def first_block_sums_(params, w_off, stride, indices, values, bounds, rows, block, partials):
+    """The first layer's weighted inputs of `rows` from input block `block`
+    alone: ``partials[block, r] = sum_k x[rows[r], k] * w[k]`` over the
+    block's inputs ``k`` (:func:`fastnet.kernels.rows.first_layer_sums_` on
+    the sample's non-zeros in the block), whole stored rows.
+
+    Parameters
+    ----------
+    params : ndarray, shape (n_params,)
+    w_off, stride : int
+        The first layer's offset and stored row length.
+    indices, values : ndarray
+        Non-zero index of the data.
+    bounds : ndarray of int64, shape (n, n_blocks + 1)
+        Where each sample's non-zeros cross the blocks
+        (:func:`fastnet.kernels.dense.sample_bounds_`).
+    rows : ndarray of int64, shape (m,)
+    block : int
+    partials : ndarray, shape (n_blocks, >= m, >= stride)
+        Rows ``partials[block, :m]`` overwritten (entries ``0:stride``).
+    """
+    block_range_sums_(
+        params, w_off, stride, indices, values, bounds, rows, block, block + 1, partials
+    )
+
+
+@njit(**JIT_OPTIONS)
+def block_range_sums_(params, w_off, stride, indices, values, bounds, rows, b_lo, b_hi, partials):
+    """:func:`first_block_sums_` for blocks ``b_lo`` to ``b_hi - 1``, sample
+    by sample (:func:`sample_block_sums_`)."""
+    for r in range(rows.shape[0]):
+        sample_block_sums_(
+            params, w_off, stride, indices, values, bounds, rows, r, b_lo, b_hi, partials
+        )
+
+
+@njit(**JIT_OPTIONS)
+def sample_block_sums_(
+    params, w_off, stride, indices, values, bounds, rows, r, b_lo, b_hi, partials
+):
+    """``partials[blk, r]`` for blocks ``b_lo <= blk < b_hi`` of sample
+    ``rows[r]`` (see :func:`first_block_sums_`): one pass over its non-zeros
+    in those blocks.
+
+    The samples come in shuffled order, so each one's non-zeros are a cache
+    miss: the next sample's run in the blocks is prefetched here, and the
+    bounds row of the one after it.
+    """
+    m = rows.shape[0]
+    if r + 2 < m:
+        prefetch(bounds[rows[r + 2]], 0)
+    if r + 1 < m:
+        i1 = rows[r + 1]
+        prefetch_range(indices, bounds[i1, b_lo], bounds[i1, b_hi])
+        prefetch_range(values, bounds[i1, b_lo], bounds[i1, b_hi])
+    i = rows[r]
+    for blk in range(b_lo, b_hi):
+        q_lo = bounds[i, blk]
+        q_hi = bounds[i, blk + 1]
+        first_layer_sums_(
+            params, w_off, stride, indices[q_lo:q_hi], values[q_lo:q_hi], partials[blk, r]
+        )
+
+
+@njit(**JIT_OPTIONS)
 def sample_errors_(
     params,
     table,
@@ -383,13 +463,15 @@ def sample_errors_(
     output,
     cost,
     labels,
-    indptr,
     indices,
     values,
+    bounds,
     batch,
     lo,
     hi,
     alpha,
+    fresh,
+    partials,
     zs,
     acts,
     deltas,
@@ -398,14 +480,32 @@ def sample_errors_(
     weights (the first layer's scaled by `alpha`, see :func:`forward_sample_`),
     into rows ``lo`` to ``hi - 1`` of `zs`, `acts` and `deltas` (each shaped
     (GRAD_CHUNK, n_z)). Different ranges touch different rows, so the
-    parallel fused step runs ranges side by side."""
+    parallel fused step runs ranges side by side.
+
+    The first layer's sums come from the input blocks' partial sums
+    ``partials[b, s]`` (:func:`first_block_sums_`), added in block order.
+    With `fresh` they are summed here, each sample's just before its pass
+    (the next sample's inputs loading meanwhile); otherwise they are
+    already in `partials` and the first layer's rows are not read.
+    """
+    n_blocks = partials.shape[0]
+    z_off = table[0, Z_OFF]
+    stride = table[0, STRIDE]
+    w_off = table[0, W_OFF]
     for s in range(lo, hi):
-        if s + 1 < hi:
-            prefetch_sample(indptr, indices, values, batch[s + 1])
-        i = batch[s]
-        cols, v = sample_inputs(indptr, indices, values, i)
-        forward_sample_(params, table, hidden, output, v, cols, zs[s], acts[s], alpha)
-        backward_sample_(params, table, hidden, cost, labels[i], zs[s], acts[s], deltas[s])
+        if fresh:
+            sample_block_sums_(
+                params, w_off, stride, indices, values, bounds, batch[:hi], s, 0, n_blocks, partials
+            )
+        z = zs[s, z_off : z_off + stride]
+        z[:] = partials[0, s, :stride]
+        for blk in range(1, n_blocks):
+            p = partials[blk, s]
+            for j in range(stride):
+                z[j] += p[j]
+        z = zs[s]
+        forward_rest_(params, table, hidden, output, z, acts[s], alpha)
+        backward_sample_(params, table, hidden, cost, labels[batch[s]], z, acts[s], deltas[s])
 
 
 @njit(**JIT_OPTIONS)
@@ -471,126 +571,42 @@ def step_rows_(
 
 
 @njit(**JIT_OPTIONS)
-def fused_step_(
-    params,
-    table,
-    hidden,
-    output,
-    cost,
-    labels,
-    indptr,
-    indices,
-    values,
-    batch,
-    alpha,
-    decay0,
-    step0,
-    decay,
-    step,
-    zs,
-    acts,
-    deltas,
-    upcoming,
-):
-    """One SGD step for a mini-batch of at most GRAD_CHUNK samples, in place.
-
-    Forward and backward for every sample with the old weights, then
-    ``w <- decay * w`` and, sample by sample, ``w <- w - step * grad_w`` and
-    ``b <- b - step * grad_b``: the book's update without a gradient buffer to
-    clear and re-read. The first layer's weights are ``alpha`` times the
-    stored ones and its stored weights are updated with `decay0` and `step0`
-    (see :func:`sgd_serial_` and :func:`step_rows_`). :func:`sgd_parallel_`
-    runs the same two phases split between threads. `upcoming` is the next
-    mini-batch's first sample (its loads start during the update; see
-    :mod:`fastnet.kernels.prefetch`), or -1.
-    """
-    m = batch.shape[0]
-    sample_errors_(
-        params,
-        table,
-        hidden,
-        output,
-        cost,
-        labels,
-        indptr,
-        indices,
-        values,
-        batch,
-        0,
-        m,
-        alpha,
-        zs,
-        acts,
-        deltas,
-    )
-    if upcoming >= 0:
-        prefetch_sample(indptr, indices, values, upcoming)
-    step_rows_(
-        params,
-        table,
-        indptr,
-        indices,
-        values,
-        batch,
-        acts,
-        deltas,
-        decay0,
-        step0,
-        decay,
-        step,
-        0,
-        table[0, N_IN],
-        True,
-    )
-
-
-@njit(**JIT_OPTIONS)
 def scale_first_layer_(params, table, alpha):
     """``w <- alpha * w`` for the first layer's stored weights (padding
     included): folds the fused step's scale back into them."""
+    scale_first_rows_(params, table, alpha, 0, table[0, W_ROWS])
+
+
+@njit(**JIT_OPTIONS)
+def scale_first_rows_(params, table, alpha, k_lo, k_hi):
+    """:func:`scale_first_layer_` on the first layer's rows ``k_lo`` to
+    ``k_hi - 1`` only (a lane's input blocks)."""
+    stride = table[0, STRIDE]
     w_off = table[0, W_OFF]
-    w = params[w_off : w_off + table[0, W_ROWS] * table[0, STRIDE]]
+    w = params[w_off + k_lo * stride : w_off + k_hi * stride]
     for p in range(w.shape[0]):
         w[p] = alpha * w[p]
 
 
 @njit(**JIT_OPTIONS)
-def first_layer_factors(params, table, alpha, decay, step, lazy):
+def lazy_factors(alpha, decay, step, lazy, one):
     """The fused step's factors for the first layer, given its current scale.
 
     With `lazy`, the decay goes into the scale: ``alpha_next = alpha *
     decay``, the stored weights are not decayed (``decay0 = 1``) and get
     ``step0 = step / alpha_next`` times each gradient term, so that
     ``alpha_next * v`` is the book's updated weight. If ``alpha_next`` would
-    fall below ALPHA_FOLD, the scale is first folded into the stored weights
-    (``params`` is modified) and restarts at 1. Without `lazy`: ``alpha = 1``,
-    ``decay0 = decay``, ``step0 = step``.
-
-    Returns
-    -------
-    alpha, alpha_next, decay0, step0 : float (dtype of `params`)
-        The scale to feed forward with, the scale after the step, and the
-        first layer's decay factor and step.
-    """
-    fold, alpha_now, alpha_next, decay0, step0 = lazy_factors(
-        alpha, decay, step, lazy, params.dtype.type(1)
-    )
-    if fold:
-        scale_first_layer_(params, table, alpha)
-    return alpha_now, alpha_next, decay0, step0
-
-
-@njit(**JIT_OPTIONS)
-def lazy_factors(alpha, decay, step, lazy, one):
-    """:func:`first_layer_factors` without touching `params`.
+    fall below ALPHA_FOLD, the scale must first be folded into the stored
+    weights (``w <- alpha * w``, which the caller does) and restarts at 1.
+    Without `lazy`: ``alpha = 1``, ``decay0 = decay``, ``step0 = step``.
 
     Returns
     -------
     fold : bool
-        Whether the stored weights must first be multiplied by `alpha` (the
-        scale then restarts at `one`).
-    alpha, alpha_next, decay0, step0 : float
-        As in :func:`first_layer_factors`, after the fold if there is one.
+        Whether the stored weights must first be multiplied by `alpha`.
+    alpha, alpha_next, decay0, step0 : float (dtype of `one`)
+        The scale to feed forward with (after the fold if there is one), the
+        scale after the step, and the first layer's decay factor and step.
     """
     if not lazy:
         return False, one, one, decay, step
@@ -627,6 +643,25 @@ def update_block_(params, grads, n_chunk, n_weights, decay, step, lo, hi):
 
 
 @njit(**JIT_OPTIONS)
+def fused_args_fit(table, indptr, cuts, bounds, partials, zs, mini_batch):
+    """Whether the input blocks and the fused step's buffers fit the data,
+    the layer sizes and `mini_batch` (the drivers refuse them otherwise:
+    compiled code does not check its indices)."""
+    n_blocks = cuts.shape[0] - 1
+    return (
+        n_blocks >= 1
+        and cuts[0] == 0
+        and cuts[n_blocks] == table[0, N_IN]
+        and bounds.shape[0] == indptr.shape[0] - 1
+        and bounds.shape[1] == n_blocks + 1
+        and partials.shape[0] == n_blocks
+        and partials.shape[1] >= min(mini_batch, GRAD_CHUNK)
+        and partials.shape[2] >= table[0, STRIDE]
+        and zs.shape[0] >= 1
+    )
+
+
+@njit(**JIT_OPTIONS)
 def sgd_serial_(
     params,
     table,
@@ -638,6 +673,8 @@ def sgd_serial_(
     indptr,
     indices,
     values,
+    cuts,
+    bounds,
     order,
     mini_batch,
     first,
@@ -649,22 +686,23 @@ def sgd_serial_(
     acts,
     deltas,
     grads,
-    lanes,
+    partials,
     sync,
+    n_lanes,
 ):
     """Run mini-batches ``first`` to ``last - 1`` of an epoch on one thread.
 
-    Mini-batches of one chunk take the fused step (:func:`fused_step_`), which
-    keeps the first layer's L2 decay in a scale ``alpha``: its weights are
-    ``alpha * v`` for the stored ``v``, a step multiplies ``alpha`` by the
-    decay and adds ``(step / alpha) * gradient`` to ``v``, so no pass over the
-    whole layer runs per mini-batch (:func:`first_layer_factors`;
-    measurements beside ALPHA_FOLD in fastnet._config). ``alpha`` is folded
-    back into the stored weights before a mini-batch of several chunks and
-    at the end of the call, so `params` holds the weights on return. The
-    results equal the book's step up to rounding (float64 within 1e-9 of the
-    reference, as before), and the serial and parallel drivers give the same
-    bits.
+    Mini-batches of one chunk take the fused step (:func:`fused_lane_`, all
+    of its lanes' work in lane order), which keeps the first layer's L2
+    decay in a scale ``alpha``: its weights are ``alpha * v`` for the stored
+    ``v``, a step multiplies ``alpha`` by the decay and adds ``(step /
+    alpha) * gradient`` to ``v``, so no pass over the whole layer runs per
+    mini-batch (:func:`lazy_factors`; measurements beside ALPHA_FOLD in
+    fastnet._config). Larger ones sum each chunk's gradient
+    (:func:`chunk_gradients_`) and then update. `params` holds the weights
+    on return. The results equal the book's step up to rounding (float64
+    within 1e-9 of the reference), and the serial and parallel drivers give
+    the same bits.
 
     Parameters
     ----------
@@ -682,6 +720,9 @@ def sgd_serial_(
         widened exactly where it is read, so the bits are those of
         converting first (:class:`fastnet.Network` converts them when it
         builds the index instead).
+    cuts, bounds : ndarray of int64
+        The data's input blocks (``fastnet.workspace.input_blocks``): the
+        fused step sums the first layer block by block.
     order : ndarray of int64, shape (n,)
         The epoch's sample order; mini-batch ``t`` is
         ``order[t*mini_batch:(t+1)*mini_batch]`` (the last may be shorter and
@@ -698,22 +739,37 @@ def sgd_serial_(
         Per-chunk scratch rows.
     grads : ndarray, shape (n_chunks, n_params)
         Per-chunk gradient sums (unused when a mini-batch is one chunk).
-    lanes, sync : ndarray of int64
-        Unused here; :func:`sgd_parallel_` splits the first layer's rows at
-        the inputs `lanes` and its threads meet through the counters in
-        `sync`. Taken so that both drivers have one signature.
+    partials : ndarray, shape (n_blocks, GRAD_CHUNK, >= sizes[1] stride)
+        The fused step's block sums; overwritten.
+    sync : ndarray of int64
+    n_lanes : int
+        Unused here (:func:`sgd_parallel_`'s team); taken so that both
+        drivers have one signature.
+
+    Raises
+    ------
+    ValueError
+        If the blocks or the buffers do not fit (:func:`fused_args_fit`;
+        :class:`fastnet.workspace.TrainWorkspace` and
+        ``fastnet.workspace.input_blocks`` make them fit).
     """
+    if not fused_args_fit(table, indptr, cuts, bounds, partials, zs, mini_batch):
+        raise ValueError(
+            "sgd_serial_: cuts, bounds or partials do not fit the data, the layer sizes "
+            "or mini_batch (make them with fastnet.workspace)"
+        )
     sgd_epoch_serial_(
         params,
         table,
         hidden,
         output,
         cost,
-        X,
         labels,
         indptr,
         indices,
         values,
+        cuts,
+        bounds,
         order,
         mini_batch,
         first,
@@ -725,6 +781,8 @@ def sgd_serial_(
         acts,
         deltas,
         grads,
+        partials,
+        sync,
     )
 
 
@@ -735,11 +793,12 @@ def sgd_epoch_serial_(
     hidden,
     output,
     cost,
-    X,
     labels,
     indptr,
     indices,
     values,
+    cuts,
+    bounds,
     order,
     mini_batch,
     first,
@@ -751,26 +810,17 @@ def sgd_epoch_serial_(
     acts,
     deltas,
     grads,
+    partials,
+    sync,
 ):
-    """:func:`sgd_serial_` without the `lanes` argument (what
-    :func:`sgd_many_` runs for each network)."""
+    """:func:`sgd_serial_` without its checks and unused arguments (what
+    :func:`sgd_many_` runs for each network). A mini-batch of one chunk
+    in a call of larger ones (the epoch's short last one) takes the fused
+    step on its own."""
     decay = params.dtype.type(1.0 - eta * lmbda / n)
-    one = params.dtype.type(1)
-    lazy = decay >= LAZY_DECAY_MIN
-    alpha = one
-    n_weights = table[0, B_OFF]
-    n_samples = order.shape[0]
-    for t in range(first, last):
-        start = t * mini_batch
-        m = min(mini_batch, n_samples - start)
-        batch = order[start : start + m]
-        step = params.dtype.type(eta / m)
-        nc = n_chunks(m)
-        if nc == 1:
-            alpha, alpha_next, decay0, step0 = first_layer_factors(
-                params, table, alpha, decay, step, lazy
-            )
-            fused_step_(
+    if n_chunks(mini_batch) == 1:
+        if last > first:
+            fused_lane_(
                 params,
                 table,
                 hidden,
@@ -780,22 +830,60 @@ def sgd_epoch_serial_(
                 indptr,
                 indices,
                 values,
-                batch,
-                alpha,
-                decay0,
-                step0,
+                cuts,
+                bounds,
+                order,
+                mini_batch,
+                first,
+                last,
+                eta,
                 decay,
-                step,
+                partials,
                 zs[0],
                 acts[0],
                 deltas[0],
-                order[start + m] if start + m < n_samples else -1,
+                sync,
+                1,
+                0,
+                False,
             )
-            alpha = alpha_next
+        return
+    n_weights = table[0, B_OFF]
+    n_samples = order.shape[0]
+    for t in range(first, last):
+        start = t * mini_batch
+        m = min(mini_batch, n_samples - start)
+        step = params.dtype.type(eta / m)
+        nc = n_chunks(m)
+        if nc == 1:
+            fused_lane_(
+                params,
+                table,
+                hidden,
+                output,
+                cost,
+                labels,
+                indptr,
+                indices,
+                values,
+                cuts,
+                bounds,
+                order,
+                mini_batch,
+                t,
+                t + 1,
+                eta,
+                decay,
+                partials,
+                zs[0],
+                acts[0],
+                deltas[0],
+                sync,
+                1,
+                0,
+                False,
+            )
             continue
-        if alpha != one:
-            scale_first_layer_(params, table, alpha)
-            alpha = one
         chunk_gradients_(
             params,
             table,
@@ -806,15 +894,13 @@ def sgd_epoch_serial_(
             indptr,
             indices,
             values,
-            batch,
+            order[start : start + m],
             zs,
             acts,
             deltas,
             grads,
         )
         update_block_(params, grads, nc, n_weights, decay, step, 0, params.shape[0])
-    if alpha != one:
-        scale_first_layer_(params, table, alpha)
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -829,6 +915,8 @@ def sgd_parallel_(
     indptr,
     indices,
     values,
+    cuts,
+    bounds,
     order,
     mini_batch,
     first,
@@ -840,21 +928,23 @@ def sgd_parallel_(
     acts,
     deltas,
     grads,
-    lanes,
+    partials,
     sync,
+    n_lanes,
 ):
     """Same as :func:`sgd_serial_` for mini-batches of one chunk
     (``mini_batch <= GRAD_CHUNK``, the book's 10), each mini-batch's fused
-    step spread over threads. Gives the same bits as the serial driver.
+    step spread over `n_lanes` threads. Gives the same bits as the serial
+    driver.
 
-    The whole call is one parallel region: each of the ``len(lanes) - 1``
-    lanes runs :func:`team_lane_`, and the lanes meet at a barrier after the
-    samples' forward and backward passes (split into contiguous runs of
-    samples) and after the update (lane ``t`` owning the first layer's rows
-    ``lanes[t]`` to ``lanes[t+1] - 1``, lane 0 also every later layer and
-    the biases), and after a fold of the first layer's scale. Each parameter
-    sees the serial step's operations in the serial order. If the lanes do
-    not all run at once, one lane does every lane's work
+    The whole call is one parallel region: each lane runs
+    :func:`fused_lane_`, and the lanes meet at a barrier after the samples'
+    forward and backward passes (split into contiguous runs of samples) and
+    after the update, in which lane ``b`` (``b`` below the number of input
+    blocks) owns block ``b``'s rows of the first layer: it updates them,
+    then sums the next mini-batch's first layer over them while they are in
+    its cache; lane 0 also updates every later layer and the biases. If the
+    lanes do not all run at once, one lane does every lane's work
     (:mod:`fastnet.kernels.sync`).
 
     Larger mini-batches take the dense driver or the serial one
@@ -867,36 +957,45 @@ def sgd_parallel_(
     ----------
     params, table, hidden, output, cost, X, labels
         As in :func:`sgd_serial_`, and so are `indptr`, `indices`, `values`,
-        `order`, `mini_batch`, `first`, `last`, `eta`, `lmbda` and `n`.
+        `cuts`, `bounds`, `order`, `mini_batch`, `first`, `last`, `eta`,
+        `lmbda` and `n`.
     zs, acts, deltas : ndarray, shape (1, GRAD_CHUNK, n_z)
         The chunk's scratch rows (``TrainWorkspace`` for such mini-batches).
     grads : ndarray
         Unused (taken so that both drivers have one signature).
-    lanes : ndarray of int64, shape (n_lanes + 1,)
-        Increasing, from 0 to ``sizes[0]``: the first layer's row split
-        (:func:`fastnet.workspace.row_lanes`). Any split gives the same bits.
+    partials : ndarray, shape (n_blocks, GRAD_CHUNK, >= sizes[1] stride)
+        Block sums of the next mini-batch; overwritten.
     sync : ndarray of int64, shape (fastnet.kernels.sync.SYNC_SIZE,)
         The team's counters; overwritten.
+    n_lanes : int
+        Threads of the team (at least 1). Any number gives the same bits.
 
     Raises
     ------
     ValueError
-        If `mini_batch` is more than GRAD_CHUNK.
+        If `mini_batch` is more than GRAD_CHUNK, `n_lanes` is below 1 or
+        `sync` too short, or as :func:`sgd_serial_`.
     """
     if n_chunks(mini_batch) != 1:
         raise ValueError("sgd_parallel_: mini_batch must be at most GRAD_CHUNK")
+    if n_lanes < 1 or sync.shape[0] < SYNC_SIZE:
+        raise ValueError("sgd_parallel_: n_lanes must be at least 1 and sync SYNC_SIZE long")
+    if not fused_args_fit(table, indptr, cuts, bounds, partials, zs, mini_batch):
+        raise ValueError(
+            "sgd_parallel_: cuts, bounds or partials do not fit the data, the layer sizes "
+            "or mini_batch (make them with fastnet.workspace)"
+        )
     if last <= first:
         return
-    n_lanes = lanes.shape[0] - 1
     decay = params.dtype.type(1.0 - eta * lmbda / n)
     reset_team_(sync)
     for t in prange(n_lanes):
         # The index is typed int64 before the parfor pass and uint64 in the
-        # gufunc: Numba would compile team_lane_ for each (2.8 s per dtype).
+        # gufunc: Numba would compile fused_lane_ for each (2.8 s per dtype).
         lane = np.int64(t)
         mode = join_team(sync, lane, n_lanes)
         if mode != OUT:
-            team_lane_(
+            fused_lane_(
                 params,
                 table,
                 hidden,
@@ -906,24 +1005,27 @@ def sgd_parallel_(
                 indptr,
                 indices,
                 values,
+                cuts,
+                bounds,
                 order,
                 mini_batch,
                 first,
                 last,
                 eta,
                 decay,
+                partials,
                 zs[0],
                 acts[0],
                 deltas[0],
-                lanes,
                 sync,
+                n_lanes,
                 lane,
                 mode == TEAM,
             )
 
 
 @njit(**JIT_OPTIONS)
-def team_lane_(
+def fused_lane_(
     params,
     table,
     hidden,
@@ -933,51 +1035,88 @@ def team_lane_(
     indptr,
     indices,
     values,
+    cuts,
+    bounds,
     order,
     mini_batch,
     first,
     last,
     eta,
     decay,
+    partials,
     zs,
     acts,
     deltas,
-    lanes,
     sync,
+    n_lanes,
     lane,
     team,
 ):
-    """One lane of :func:`sgd_parallel_`: its share of every mini-batch's fused
-    step, or, when not `team`, every lane's share in lane order.
+    """One lane of the fused step (mini-batches of one chunk): its share of
+    every mini-batch, or, when not `team`, every lane's share in lane order
+    (:func:`sgd_serial_` runs it so, with one lane).
 
-    Per mini-batch: (fold the first layer's scale into its weights, lane 0,
-    when :func:`lazy_factors` says so; barrier), the forward and backward
-    passes of samples ``batch[(p*m)//L : ((p+1)*m)//L]`` for lane part ``p``
-    of ``L = len(lanes) - 1`` (:func:`sample_errors_`); barrier; the update of
-    the first layer's rows ``lanes[p]`` to ``lanes[p+1] - 1``, part 0 also
-    the later layers and biases (:func:`step_rows_`); barrier. At the end
-    part 0 folds the scale back. `params` is updated in place; `zs`, `acts`,
-    `deltas` rows are written by the part that owns their samples.
+    Before the loop the owners of the input blocks sum the first mini-batch
+    over their rows (:func:`first_block_sums_`); barrier. Per mini-batch:
+    the forward and backward passes of samples ``batch[(p*m)//L :
+    ((p+1)*m)//L]`` for lane ``p`` of ``L = n_lanes``, from the block sums
+    (:func:`sample_errors_`); barrier; for each block ``b`` the lane owns
+    (``b % L == p``): the update of its rows (:func:`step_rows_`; block 0
+    also the later layers and biases), the fold of the scale ``alpha`` into
+    them when the next step needs one (:func:`lazy_factors`), and the next
+    mini-batch's sums over them; barrier. At the end each owner folds the
+    scale into its rows.
+
+    Every parameter sees the operations of the one-lane run in the same
+    order, and the blocks (which set the order of the first layer's sums)
+    come from the data, so the bits do not depend on `n_lanes`. `params` is
+    updated in place; `zs`, `acts`, `deltas` rows are written by the lane
+    that owns their samples, `partials[b]` by block ``b``'s owner.
     """
-    n_lanes = lanes.shape[0] - 1
     lo = lane if team else 0
     hi = lane + 1 if team else n_lanes
+    n_blocks = cuts.shape[0] - 1
     one = params.dtype.type(1)
     lazy = decay >= LAZY_DECAY_MIN
     n_samples = order.shape[0]
-    alpha = one
+    w_off = table[0, W_OFF]
+    stride = table[0, STRIDE]
+    # This lane's blocks (all of them when it works alone): the lanes' runs
+    # of blocks are contiguous, lane 0's starting at block 0.
+    b_lo = (lo * n_blocks + n_lanes - 1) // n_lanes
+    b_hi = (hi * n_blocks + n_lanes - 1) // n_lanes
+    k_lo = cuts[b_lo]
+    k_hi = cuts[b_hi]
+    # A lane doing all the work sums each sample's first layer just before
+    # its pass, as the inputs' loads then overlap the later layers' work;
+    # otherwise the blocks' owners sum the mini-batch ahead, right after
+    # their update, so that no lane reads rows another has just written.
+    alone = lo == 0 and hi == n_lanes
+    start = first * mini_batch
+    if not alone:
+        block_range_sums_(
+            params,
+            w_off,
+            stride,
+            indices,
+            values,
+            bounds,
+            order[start : start + mini_batch],
+            b_lo,
+            b_hi,
+            partials,
+        )
     passed = 0
+    if team:
+        passed = barrier(sync, n_lanes, passed)
+    alpha = one
     for t in range(first, last):
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
         batch = order[start : start + m]
         step = params.dtype.type(eta / m)
-        fold, alpha_now, alpha_next, decay0, step0 = lazy_factors(alpha, decay, step, lazy, one)
-        if fold:
-            if lo == 0:
-                scale_first_layer_(params, table, alpha)
-            if team:
-                passed = barrier(sync, n_lanes, passed)
+        # A fold this step needs was done before its sums (below).
+        _, alpha_now, alpha_next, decay0, step0 = lazy_factors(alpha, decay, step, lazy, one)
         for part in range(lo, hi):
             sample_errors_(
                 params,
@@ -986,24 +1125,26 @@ def team_lane_(
                 output,
                 cost,
                 labels,
-                indptr,
                 indices,
                 values,
+                bounds,
                 batch,
                 (part * m) // n_lanes,
                 ((part + 1) * m) // n_lanes,
                 alpha_now,
+                alone,
+                partials,
                 zs,
                 acts,
                 deltas,
             )
         if team:
             passed = barrier(sync, n_lanes, passed)
-        for part in range(lo, hi):
-            # The sample this part starts the next mini-batch with.
-            upcoming = start + m + (part * min(mini_batch, n_samples - start - m)) // n_lanes
-            if upcoming < n_samples:
-                prefetch_sample(indptr, indices, values, order[upcoming])
+        more = t + 1 < last
+        # What lazy_factors will say for the next step.
+        fold_next = more and lazy and alpha_next * decay < ALPHA_FOLD
+        upcoming = order[start + m : start + m + mini_batch]
+        if b_hi > b_lo:
             step_rows_(
                 params,
                 table,
@@ -1017,15 +1158,21 @@ def team_lane_(
                 step0,
                 decay,
                 step,
-                lanes[part],
-                lanes[part + 1],
-                part == 0,
+                k_lo,
+                k_hi,
+                b_lo == 0,
             )
+            if fold_next:
+                scale_first_rows_(params, table, alpha_next, k_lo, k_hi)
+            if more and not alone:
+                block_range_sums_(
+                    params, w_off, stride, indices, values, bounds, upcoming, b_lo, b_hi, partials
+                )
         if team:
             passed = barrier(sync, n_lanes, passed)
         alpha = alpha_next
-    if lo == 0 and alpha != one:
-        scale_first_layer_(params, table, alpha)
+    if alpha != one and b_hi > b_lo:
+        scale_first_rows_(params, table, alpha, k_lo, k_hi)
 
 
 @njit(**JIT_OPTIONS)
@@ -1243,6 +1390,8 @@ def sgd_many_(
     indptr,
     indices,
     values,
+    cuts,
+    bounds,
     orders,
     mini_batch,
     eta,
@@ -1252,6 +1401,7 @@ def sgd_many_(
     w_off,
     schedule,
     n_threads,
+    sync,
 ):
     """One epoch for each of K independent networks, one network per thread.
 
@@ -1271,8 +1421,8 @@ def sgd_many_(
     tables : ndarray of int64, shape (sum of n_layers, N_COLUMNS)
     hidden, output, cost : ndarray of int64, shape (K,)
         Activation and cost codes per network.
-    X, labels, indptr, indices, values
-        The shared training data and its non-zero index.
+    X, labels, indptr, indices, values, cuts, bounds
+        The shared training data, its non-zero index and its input blocks.
     orders : ndarray of int64, shape (K, n)
         Each network's sample order for this epoch.
     mini_batch : ndarray of int64, shape (K,)
@@ -1287,6 +1437,9 @@ def sgd_many_(
         networks). Which thread runs a network never changes its bits.
     n_threads : int
         Threads to deal the networks to (the caller's Numba thread count).
+    sync : ndarray of int64, shape (SYNC_SIZE,)
+        Taken by the fused step's lane code, whose single lanes here never
+        meet, so it is not written.
     """
     n_nets = p_off.shape[0] - 1
     n_lanes = max(1, min(n_threads, n_nets))
@@ -1306,6 +1459,8 @@ def sgd_many_(
                 indptr,
                 indices,
                 values,
+                cuts,
+                bounds,
                 orders,
                 mini_batch,
                 eta,
@@ -1313,6 +1468,7 @@ def sgd_many_(
                 n,
                 work,
                 w_off,
+                sync,
                 k,
             )
 
@@ -1331,6 +1487,8 @@ def _sgd_one_of_many_(
     indptr,
     indices,
     values,
+    cuts,
+    bounds,
     orders,
     mini_batch,
     eta,
@@ -1338,6 +1496,7 @@ def _sgd_one_of_many_(
     n,
     work,
     w_off,
+    sync,
     k,
 ):
     """Network ``k``'s epoch inside :func:`sgd_many_`."""
@@ -1352,18 +1511,21 @@ def _sgd_one_of_many_(
     zs = pool[:rows].reshape((nc, GRAD_CHUNK, n_z))
     acts = pool[rows : 2 * rows].reshape((nc, GRAD_CHUNK, n_z))
     deltas = pool[2 * rows : 3 * rows].reshape((nc, GRAD_CHUNK, n_z))
-    grads = pool[3 * rows :].reshape((nc, p.shape[0]))
+    g_end = 3 * rows + nc * p.shape[0]
+    grads = pool[3 * rows : g_end].reshape((nc, p.shape[0]))
+    partials = pool[g_end:].reshape((cuts.shape[0] - 1, GRAD_CHUNK, table[0, STRIDE]))
     sgd_epoch_serial_(
         p,
         table,
         hidden[k],
         output[k],
         cost[k],
-        X,
         labels,
         indptr,
         indices,
         values,
+        cuts,
+        bounds,
         orders[k],
         m,
         np.int64(0),  # not a literal: shares sgd_serial_'s compile (3 s per dtype)
@@ -1375,4 +1537,6 @@ def _sgd_one_of_many_(
         acts,
         deltas,
         grads,
+        partials,
+        sync,
     )

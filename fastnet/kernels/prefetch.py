@@ -21,7 +21,7 @@ rows of X as the kernels then did): 1.61 / 2.63 / 1.92 without, 1.20 / 2.32 /
 float32 1.42x on one thread, 1.22x on two; float64 1.16x; [784, 100, 10]
 1.09x. The dense driver (:mod:`fastnet.kernels.dense`) sums each input
 block's part of the first layer a sample at a time and asks for the next
-sample's run in the block (:func:`fastnet.kernels.dense.first_block_sums_`).
+sample's run in the block (:func:`fastnet.kernels.mlp.first_block_sums_`).
 Until 2026-12-01 it summed whole rows and asked for the next row's index;
 paired A/B of the whole driver then (12 rounds each), [784, 30, 10]
 mini-batch 100: float32 1.10x-1.11x on two threads, 1.15x on one; float64
