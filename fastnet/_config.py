@@ -112,8 +112,15 @@ LAZY_DECAY_MIN = 0.5
 #: and 1.26x, mb 6 1.22x and 1.18x, mb 8 1.14x; float64 mb 4 1.16x and
 #: 1.06x, mb 6 1.38x; [784,100,10] float32 mb 2 1.05x, mb 4 1.25x. So the
 #: floor is back down to 90,000: [784,30,10] mb 4 (95,000) runs in parallel.
-PARALLEL_FUSED_MIN_BATCH = 4
-PARALLEL_FUSED_MIN_WORK = 90_000
+#: Once the lanes owned the first layer's input blocks (2026-12-02, an
+#: Intel AVX-512 host; python bench/crossover.py float32 float64, best of 5
+#: each, parallel vs serial, float32/float64): [784,30,10] mb 1 0.90x/0.92x,
+#: mb 2 1.16x/1.25x, mb 3 1.18x/1.30x, mb 4 1.54x/1.40x, mb 10 1.62x/1.86x;
+#: [784,100,10] mb 1 1.04x/1.10x, mb 2 1.26x/1.34x, mb 3 1.42x/1.26x;
+#: [784,256,128,10] mb 1 0.79x/0.77x, mb 2 0.90x/1.11x, mb 3 1.00x/1.23x,
+#: mb 4 1.17x/1.23x. So from 2 samples and [784,30,10] mb 2 (47,640).
+PARALLEL_FUSED_MIN_BATCH = 2
+PARALLEL_FUSED_MIN_WORK = 45_000
 
 #: The parallel fused step runs a whole driver call in one parallel region,
 #: its lanes meeting at spin barriers (fastnet.kernels.sync), instead of two
@@ -148,6 +155,22 @@ BARRIER_SPINS = 20_000
 #: the loops (600k) would also send [784,30,10] mb 17-25 back to them, so the
 #: book's network decides.
 DENSE_MIN_WORK = 200_000
+
+#: Mini-batches of one chunk (at most GRAD_CHUNK samples) take the dense
+#: driver too from DENSE_SMALL_MIN_BATCH samples and DENSE_SMALL_MIN_WORK
+#: multiply-adds: on wide layers its BLAS products beat the fused step's
+#: sample-by-sample loops. Measured on 2 cores (2026-12-02, Intel AVX-512
+#: host; python bench/crossover.py, best of 5 each), dense vs the parallel
+#: fused step on 2 threads / vs the serial one on 1 thread, float32 and
+#: float64: [784,256,128,10] mb 3 1.25x/1.09x and 0.81x/0.69x, mb 4
+#: 1.30x/1.13x and 1.03x/0.74x, mb 6 1.43x/1.64x and 1.16x/1.03x, mb 10
+#: 1.70x/1.73x and 1.25x/1.15x, mb 16 2.16x/2.14x and 1.45x/1.42x;
+#: [784,100,10] mb 10 0.90x/1.00x and 0.80x/0.85x, mb 16 0.96x/1.14x and
+#: 0.93x/0.94x (stays on the fused step: 1,272,000). Single samples stay
+#: on the loops whatever the layers ([784,256,128,10] mb 1: 1.17x on 2
+#: threads but 0.62x on 1, float64 0.68x/0.30x).
+DENSE_SMALL_MIN_BATCH = 6
+DENSE_SMALL_MIN_WORK = 1_400_000
 
 #: How the dense driver used two threads until it took units from shared
 #: counters (2026-12-01; DENSE_ROW_BLOCK, INPUT_BLOCKS): its first layer's inputs were split into

@@ -19,6 +19,8 @@ from fastnet._config import (
     DEFAULT_DTYPE,
     DENSE_EVAL_ROWS,
     DENSE_MIN_WORK,
+    DENSE_SMALL_MIN_BATCH,
+    DENSE_SMALL_MIN_WORK,
     GRAD_CHUNK,
     PARALLEL_FUSED_MIN_BATCH,
     PARALLEL_FUSED_MIN_WORK,
@@ -707,10 +709,23 @@ class Network:
 
 def use_dense(mini_batch: int, n_weights: int) -> bool:
     """Whether mini-batches of this size go to the dense (BLAS) driver,
-    :func:`fastnet.kernels.dense.sgd_dense_` (see DENSE_MIN_WORK in
-    fastnet._config for the measurements behind it). Depends on the sizes
-    only, never on the thread count, so the bits do not either."""
-    return mini_batch > GRAD_CHUNK and mini_batch * n_weights >= DENSE_MIN_WORK
+    :func:`fastnet.kernels.dense.sgd_dense_`: more than GRAD_CHUNK samples
+    with DENSE_MIN_WORK multiply-adds, or fewer with DENSE_SMALL_MIN_BATCH
+    samples and DENSE_SMALL_MIN_WORK (wide layers; the measurements behind
+    them are in fastnet._config). Depends on the sizes only, never on the
+    thread count, so the bits do not either.
+
+    Examples
+    --------
+    >>> use_dense(100, 23_820), use_dense(10, 23_820)   # [784, 30, 10]
+    (True, False)
+    >>> use_dense(10, 234_752)                          # [784, 256, 128, 10]
+    True
+    """
+    work = mini_batch * n_weights
+    if mini_batch > GRAD_CHUNK:
+        return work >= DENSE_MIN_WORK
+    return mini_batch >= DENSE_SMALL_MIN_BATCH and work >= DENSE_SMALL_MIN_WORK
 
 
 def use_parallel(mini_batch: int, n_weights: int) -> bool:

@@ -16,6 +16,7 @@ import fastnet.network as network_module
 from fastnet import DivergenceError, Network, SymmetryWarning, reference
 from fastnet._config import GRAD_CHUNK
 from fastnet._validation import check_data
+from fastnet.network import use_dense, use_parallel
 from fastnet.threads import max_threads
 
 SIZES = [6, 5, 3]
@@ -664,7 +665,7 @@ def test_thread_count_gives_identical_bits_on_book_sized_net(mini_batch, driver_
 @pytest.mark.parametrize("mini_batch", [1, 4, 10, GRAD_CHUNK])
 def test_serial_and_parallel_kernels_give_identical_bits(monkeypatch, data, dtype, mini_batch):
     X, y = data
-    # (Mini-batches of at most GRAD_CHUNK never take the dense driver.)
+    # (Mini-batches this small on these layers never take the dense driver.)
     monkeypatch.setattr(network_module, "use_parallel", lambda m, n_weights: True)
     parallel, kernel = trained_bits(X, y, SIZES, 2, mini_batch, dtype)
     assert kernel == "parallel"
@@ -674,6 +675,19 @@ def test_serial_and_parallel_kernels_give_identical_bits(monkeypatch, data, dtyp
     serial, kernel = trained_bits(X, y, SIZES, 2, mini_batch, dtype)
     assert kernel == "serial"
     assert parallel == serial == one
+
+
+def test_driver_choice_follows_the_measured_crossovers():
+    # n_weights of [784, 30, 10], [784, 100, 10] and [784, 256, 128, 10].
+    book, wide, big = 23_820, 79_400, 234_752
+    assert not use_dense(10, book) and not use_dense(GRAD_CHUNK, wide)
+    assert use_dense(GRAD_CHUNK + 1, book) and use_dense(100, book)
+    # Wide layers take BLAS from small mini-batches on, single samples never.
+    assert use_dense(10, big) and use_dense(6, big)
+    assert not use_dense(5, big) and not use_dense(1, 10 * big)
+    # The fused step runs in parallel from 2 samples on the book's layers.
+    assert use_parallel(2, book) and use_parallel(10, book)
+    assert not use_parallel(1, big) and not use_parallel(GRAD_CHUNK + 1, book)
 
 
 def test_set_num_threads_sets_the_default(data, default_threads):
