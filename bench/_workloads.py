@@ -2,8 +2,9 @@
 
 Every training-kernel call of the suite goes through
 :func:`fastnet_epoch_slice`; when the epoch drivers, the workspace or the
-layout change, that function (with :func:`_prepared`, the data-derived kernel
-inputs it shares with :func:`fastnet_evaluator`) is the only thing to adapt.
+layout change, that function (with :func:`_index` and :func:`_blocks`, the
+data-derived kernel inputs, the index shared with :func:`fastnet_evaluator`)
+is the only thing to adapt.
 Everything else uses the public API (``Network``, ``Network.train``,
 ``Network.accuracy``, ``Network._evaluate``) and ``fastnet.reference``.
 """
@@ -166,28 +167,57 @@ def sample_order(n: int) -> np.ndarray:
     return np.random.default_rng(ORDER_SEED).permutation(n).astype(np.int64)
 
 
-#: Per data set, what the kernels need besides X and y (e.g. the non-zero
-#: index of X), built once like ``Network.train`` builds it once per call and
-#: kept out of the timed rounds. Keyed by ``id(X)``; the value holds X alive.
-_PREPARED: dict[int, tuple[np.ndarray, dict]] = {}
+#: Per data set (and driver), what the kernels need besides X and y (the
+#: non-zero index of X, its input blocks), built once like ``Network.train``
+#: builds them once per call and kept out of the timed rounds. Keyed by
+#: ``id(X)`` and the blocks' share; the value holds X alive.
+_PREPARED: dict[tuple, tuple[np.ndarray, dict]] = {}
 
 
-def _prepared(X) -> dict:
-    """Data-derived kernel arguments for `X`, by kernel parameter name."""
-    hit = _PREPARED.get(id(X))
+def _index(X) -> dict:
+    """`X`'s non-zero index, by kernel parameter name (empty if this
+    fastnet has none)."""
+    return _cached((id(X), "index"), X, _build_index)
+
+
+def _blocks(X, kernel_name) -> dict:
+    """`X`'s input blocks for the driver `kernel_name`, by kernel parameter
+    name (empty if this fastnet has none)."""
+    from fastnet import network
+
+    share = network.block_share(kernel_name) if hasattr(network, "block_share") else None
+    return _cached((id(X), "blocks", share), X, lambda X: _build_blocks(X, share))
+
+
+def _cached(key, X, build) -> dict:
+    hit = _PREPARED.get(key)
     if hit is not None and hit[0] is X:
         return hit[1]
+    extra = build(X)
+    _PREPARED[key] = (X, extra)
+    return extra
+
+
+def _build_index(X) -> dict:
     from fastnet import workspace
 
-    extra = {}
-    if hasattr(workspace, "nonzero_index"):
-        index = workspace.nonzero_index(X)
-        extra.update(zip(("indptr", "indices", "values")[: len(index)], index, strict=True))
-        if hasattr(workspace, "input_blocks"):
-            blocks = workspace.input_blocks(index[0], index[1], X.shape[1])
-            extra.update(zip(("cuts", "bounds"), blocks, strict=True))
-    _PREPARED[id(X)] = (X, extra)
-    return extra
+    if not hasattr(workspace, "nonzero_index"):
+        return {}
+    index = workspace.nonzero_index(X)
+    return dict(zip(("indptr", "indices", "values")[: len(index)], index, strict=True))
+
+
+def _build_blocks(X, share) -> dict:
+    from fastnet import workspace
+
+    index = _index(X)
+    if not hasattr(workspace, "input_blocks") or not index:
+        return {}
+    args = (index["indptr"], index["indices"], X.shape[1])
+    blocks = (
+        workspace.input_blocks(*args) if share is None else workspace.input_blocks(*args, share)
+    )
+    return dict(zip(("cuts", "bounds"), blocks, strict=True))
 
 
 @functools.cache
@@ -244,7 +274,8 @@ def fastnet_epoch_slice(net, X, y, order, mini_batch, n_batches, *, eta=ETA, lmb
         "eta": eta,
         "lmbda": lmbda,
         "n": len(X),
-        **_prepared(X),
+        **_index(X),
+        **_blocks(X, name),
     }
     names = _parameter_names(kernel)
     try:
@@ -260,7 +291,7 @@ def fastnet_evaluator(net, X, y):
     """A zero-argument callable timing ``net._evaluate`` on prepared data:
     `X` already in the network's dtype and, if ``_evaluate`` takes one, the
     data's non-zero index built once here rather than on every call."""
-    extra = _prepared(X)
+    extra = _index(X)
     if "index" in inspect.signature(net._evaluate).parameters and extra:
         return functools.partial(net._evaluate, X, y, index=tuple(extra.values()))
     return functools.partial(net._evaluate, X, y)

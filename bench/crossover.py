@@ -14,10 +14,12 @@ import numpy as np
 from fastnet import Network
 from fastnet.data import load_mnist
 from fastnet.kernels import dense, mlp
+from fastnet.network import block_share
 from fastnet.threads import blas_threads, max_threads
 from fastnet.workspace import DenseWorkspace, TrainWorkspace, input_blocks, nonzero_index
 
 SIZES = ([784, 10], [784, 30, 10], [784, 100, 10], [784, 256, 128, 10])
+KERNELS = ("serial", "parallel", "dense")
 MINI_BATCHES = (1, 2, 4, 6, 10, 16, 17, 32, 64, 100, 200)
 
 
@@ -40,7 +42,9 @@ def main(dtypes):
     for dt in dtypes:
         X = d.training.X.astype(dt)
         idx = nonzero_index(X)
-        blocks = input_blocks(idx[0], idx[1], X.shape[1])
+        # Each driver's input blocks (network.block_share: the fused step's
+        # first block is smaller).
+        blocks = {k: input_blocks(idx[0], idx[1], X.shape[1], block_share(k)) for k in KERNELS}
         # A shuffled order, as in training (sequential order flatters both).
         order = np.random.default_rng(0).permutation(len(X))
         for sizes in SIZES:
@@ -60,7 +64,7 @@ def main(dtypes):
                 # One-thread BLAS, as Network.train runs the dense driver.
                 with blas_threads(1):
                     for name, (kernel, ws) in drivers.items():
-                        data = (*idx, *blocks)
+                        data = (*idx, *blocks[name])
                         rate[name] = samples_per_second(
                             kernel, net, ws, X, y, data, order, mb, n_batches
                         )

@@ -48,6 +48,22 @@ MAX_GRAD_CHUNKS = 32
 #: measurements (2026-12-02) are in the README ("How it is built").
 INPUT_BLOCKS = 2
 
+#: Share of the data's non-zeros in the fused step's first input block (the
+#: others share the rest evenly; fastnet.network.block_share,
+#: fastnet.workspace.input_blocks). Its owner, lane 0, also updates the
+#: later layers and biases, so a smaller block lets both lanes reach the
+#: barrier together. Measured on 2 threads, mini-batch 10
+#: (/work/exp/s21/bias.py, 11-15 alternating rounds, 2026-12-02, against an
+#: even cut; a second even cut read 0.98x-1.01x): 0.42 [784,30,10] 1.06x
+#: float32 / 1.03x float64, 0.45 1.03x / 1.02x; [784,100,10] 0.42 1.03x /
+#: 1.02x. Through the whole driver against the even cut (/work/exp/s21/ab.py,
+#: 11 rounds, three runs): [784,30,10] float32 1.08x, 1.08x (and the 1.06x
+#: above), float64 1.03x, 0.92x; [784,100,10] 1.03x and 1.06x / 0.95x and
+#: 1.18x. The dense driver, whose lanes take the blocks and the later
+#: layers from a counter, keeps even blocks: [784,30,10] mini-batch 100 with
+#: this share read 0.94x-0.96x float32, 0.97x-1.03x float64.
+FIRST_BLOCK_SHARE = 0.42
+
 #: Most rows per unit of the dense driver's first phase
 #: (fastnet.workspace.dense_row_block splits a mini-batch into an even number
 #: of units of at most this many rows). BLAS products over fewer rows of the

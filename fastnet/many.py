@@ -25,6 +25,7 @@ from fastnet.network import (
     DivergenceError,
     Network,
     SymmetryWarning,
+    block_share,
     compile_notice,
     use_dense,
 )
@@ -213,7 +214,8 @@ def train_many(
         )
         for net, m, e, lm in zip(nets, mbs, etas, lmbdas, strict=True)
     ]
-    blocks = input_blocks(*train_index[:2], X.shape[1])
+    # Each network runs the fused step on one thread.
+    blocks = input_blocks(*train_index[:2], X.shape[1], block_share("serial"))
     args = (tables, t_off, hidden, output, cost, X, y, *train_index, *blocks)
     sync = np.zeros(SYNC_SIZE, np.int64)
     rest = (orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off, schedule, threads, sync)

@@ -21,6 +21,7 @@ from fastnet._config import (
     DENSE_MIN_WORK,
     DENSE_SMALL_MIN_BATCH,
     DENSE_SMALL_MIN_WORK,
+    FIRST_BLOCK_SHARE,
     GRAD_CHUNK,
     PARALLEL_FUSED_MIN_BATCH,
     PARALLEL_FUSED_MIN_WORK,
@@ -582,7 +583,7 @@ class Network:
         train_index = nonzero_index(X, dt)
         # The drivers also read where each sample's non-zeros cross the input
         # blocks: found once per call, like the index.
-        blocks = input_blocks(*train_index[:2], self.sizes[0])
+        blocks = input_blocks(*train_index[:2], self.sizes[0], block_share(kernel_name))
         if evaluation_data is not None:
             eval_index = nonzero_index(Xe, dt) if loop_eval else no_index(Xe, dt)
         last_good = self.params.copy()
@@ -726,6 +727,16 @@ def use_dense(mini_batch: int, n_weights: int) -> bool:
     if mini_batch > GRAD_CHUNK:
         return work >= DENSE_MIN_WORK
     return mini_batch >= DENSE_SMALL_MIN_BATCH and work >= DENSE_SMALL_MIN_WORK
+
+
+def block_share(kernel_name: str) -> float | None:
+    """The first input block's share of the data's non-zeros for the driver
+    `kernel_name` (:func:`fastnet.workspace.input_blocks`): FIRST_BLOCK_SHARE
+    for the fused step, whose lane 0 also updates the later layers; even
+    blocks (None) for the dense driver, whose lanes take the later layers
+    as a unit of their own. Depends on the driver, which depends on the sizes
+    only, so the bits still do not depend on the thread count."""
+    return None if kernel_name == "dense" else FIRST_BLOCK_SHARE
 
 
 def use_parallel(mini_batch: int, n_weights: int) -> bool:

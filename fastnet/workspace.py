@@ -114,13 +114,14 @@ class DenseWorkspace:
         )
 
 
-def input_blocks(indptr, indices, n_in: int):
+def input_blocks(indptr, indices, n_in: int, first_share: float | None = None):
     """The blocks of the first layer's inputs for a data set, which every
     training driver sums the first layer over (each block's rows owned by
     one thread; :func:`fastnet.kernels.mlp.first_block_sums_`).
 
-    INPUT_BLOCKS runs of inputs holding about as many of the data's
-    non-zeros each, and where every sample's non-zeros cross them. They
+    INPUT_BLOCKS runs of inputs, the first holding `first_share` of the
+    data's non-zeros and the others about as many each of the rest, and
+    where every sample's non-zeros cross them. They
     depend on the data only (not on the thread count or the order of the
     samples), so the drivers' sums over them give the same bits in any
     run on the same data.
@@ -131,6 +132,9 @@ def input_blocks(indptr, indices, n_in: int):
         Non-zero index of the data (:func:`nonzero_index`).
     n_in : int
         Inputs of the first layer (``sizes[0]``).
+    first_share : float, optional
+        The first block's share of the non-zeros; default even blocks. The
+        fused step takes FIRST_BLOCK_SHARE (:func:`fastnet.network.block_share`).
 
     Returns
     -------
@@ -148,7 +152,8 @@ def input_blocks(indptr, indices, n_in: int):
     ([0, 2, 4], [[0, 1, 2], [2, 3, 4]])
     """
     cuts = np.zeros(INPUT_BLOCKS + 1, np.int64)
-    balance_inputs_(indptr, indices, np.zeros(n_in, np.int64), cuts)
+    share = 1 / INPUT_BLOCKS if first_share is None else first_share
+    balance_inputs_(indptr, indices, share, np.zeros(n_in, np.int64), cuts)
     bounds = np.zeros((len(indptr) - 1, INPUT_BLOCKS + 1), np.int64)
     sample_bounds_(indptr, indices, cuts, bounds)
     return cuts, bounds

@@ -322,21 +322,27 @@ def test_column_sums_add_rows_in_order(dtype, rows):
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 4, 7])
-def test_balance_inputs_gives_runs_of_about_equal_nonzeros(n_blocks):
+@pytest.mark.parametrize("first_share", [None, 0.42])
+def test_balance_inputs_gives_runs_of_their_share_of_nonzeros(n_blocks, first_share):
     X, _ = mnist_like(300)
     X[:, :200] = 0  # non-zeros only in the upper columns
     indptr, indices, _ = nonzero_index(X)
     counts = np.full(784, -1, np.int64)
     cuts = np.full(n_blocks + 1, -1, np.int64)
-    dense.balance_inputs_(indptr, indices, counts, cuts)
+    share = 1 / n_blocks if first_share is None else first_share
+    dense.balance_inputs_(indptr, indices, share, counts, cuts)
     np.testing.assert_array_equal(counts, np.count_nonzero(X, axis=0))
     assert cuts[0] == 0 and cuts[-1] == 784 and (np.diff(cuts) >= 0).all()
     per_block = np.add.reduceat(np.append(counts, 0), cuts[:-1])[:n_blocks]
     per_block[np.diff(cuts) == 0] = 0
     assert per_block.sum() == counts.sum()
     # Each run ends at the first input where the running count reaches its
-    # share, so no run holds more than its share plus one input's count.
-    assert per_block.max() <= counts.sum() / n_blocks + counts.max()
+    # share, so no run holds more than its share plus one input's count,
+    # nor (but the last) less than its share minus one input's count.
+    shares = np.full(n_blocks, (1 - share) / max(n_blocks - 1, 1))
+    shares[0] = share if n_blocks > 1 else 1
+    assert (per_block <= shares * counts.sum() + counts.max()).all()
+    assert (per_block[:-1] >= shares[:-1] * counts.sum() - counts.max()).all()
     assert cuts[1] >= 200 or n_blocks == 1
 
 
@@ -344,7 +350,7 @@ def test_balance_inputs_without_nonzeros_covers_every_input():
     indptr = np.zeros(4, np.int64)
     indices = np.zeros(0, np.int32)
     cuts = np.empty(5, np.int64)
-    dense.balance_inputs_(indptr, indices, np.empty(10, np.int64), cuts)
+    dense.balance_inputs_(indptr, indices, 0.5, np.empty(10, np.int64), cuts)
     assert cuts[0] == 0 and cuts[-1] == 10 and (np.diff(cuts) >= 0).all()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastnet._config import DENSE_ROW_BLOCK, INPUT_BLOCKS
+from fastnet._config import DENSE_ROW_BLOCK, FIRST_BLOCK_SHARE, INPUT_BLOCKS
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
@@ -85,18 +85,23 @@ def test_dense_workspace_key_and_buffers(n_lanes):
     assert lanes == n_lanes and row_block == dense_row_block(100)
 
 
-def test_input_blocks_share_the_nonzeros_and_bound_every_sample():
+@pytest.mark.parametrize("first_share", [None, FIRST_BLOCK_SHARE])
+def test_input_blocks_share_the_nonzeros_and_bound_every_sample(first_share):
     rng = np.random.default_rng(6)
     X = rng.random((80, 50))
     X[X < 0.7] = 0
     X[:, :20] = 0  # non-zeros only in the upper columns
     X[3] = 0
     indptr, indices, _ = nonzero_index(X)
-    cuts, bounds = input_blocks(indptr, indices, 50)
+    cuts, bounds = input_blocks(indptr, indices, 50, first_share)
     assert cuts.shape == (INPUT_BLOCKS + 1,) and cuts[0] == 0 and cuts[-1] == 50
     assert (np.diff(cuts) >= 0).all() and cuts[1] > 20
     per_block = [np.count_nonzero(X[:, cuts[b] : cuts[b + 1]]) for b in range(INPUT_BLOCKS)]
-    assert max(per_block) <= np.count_nonzero(X) / INPUT_BLOCKS + np.count_nonzero(X, 0).max()
+    total, widest = np.count_nonzero(X), np.count_nonzero(X, 0).max()
+    share = 1 / INPUT_BLOCKS if first_share is None else first_share
+    # The first block ends where the running count first reaches its share.
+    assert share * total <= per_block[0] <= share * total + widest
+    assert max(per_block) <= max(share, 1 - share) * total + widest
     assert bounds.shape == (80, INPUT_BLOCKS + 1)
     for i in range(80):
         expected = indptr[i] + np.searchsorted(np.flatnonzero(X[i]), cuts)

@@ -376,20 +376,25 @@ def sample_bounds_(indptr, indices, cuts, bounds):
 
 
 @njit(**JIT_OPTIONS)
-def balance_inputs_(indptr, indices, counts, cuts):
-    """Split the first layer's inputs into ``len(cuts) - 1`` runs holding
-    about as many of the data's non-zeros each (MNIST's are in the middle of
-    the image: runs of equal width would not share the work evenly).
+def balance_inputs_(indptr, indices, first_share, counts, cuts):
+    """Split the first layer's inputs into ``len(cuts) - 1`` runs, the first
+    holding about `first_share` of the data's non-zeros and the others
+    about as many each of the rest (MNIST's are in the middle of the image:
+    runs of equal width would not share the work evenly).
 
     Parameters
     ----------
     indptr, indices : ndarray
         Non-zero index of the data; every sample is counted.
+    first_share : float
+        The first run's share, between 0 and 1 (``1 / n_blocks``: even
+        runs). Ignored for one run.
     counts : ndarray of int64, shape (n_in,)
         Scratch; overwritten with each input's non-zeros.
     cuts : ndarray of int64, shape (n_blocks + 1,)
         Overwritten: run ``b`` is inputs ``cuts[b]`` to ``cuts[b + 1] - 1``,
-        from ``cuts[0] = 0`` to ``cuts[-1] = n_in``.
+        from ``cuts[0] = 0`` to ``cuts[-1] = n_in``. Each run ends at the
+        first input where the running count reaches its share.
     """
     n_in = counts.shape[0]
     n_blocks = cuts.shape[0] - 1
@@ -397,12 +402,13 @@ def balance_inputs_(indptr, indices, counts, cuts):
     total = indptr[indptr.shape[0] - 1] - indptr[0]
     for q in range(indptr[0], indptr[indptr.shape[0] - 1]):
         counts[indices[q]] += 1
+    rest = (1.0 - first_share) / max(n_blocks - 1, 1)
     cuts[0] = 0
     b = 1
     acc = 0
     for k in range(n_in):
         acc += counts[k]
-        while b < n_blocks and acc * n_blocks >= b * total:
+        while b < n_blocks and acc >= total * (first_share + (b - 1) * rest):
             cuts[b] = k + 1
             b += 1
     while b <= n_blocks:
