@@ -818,72 +818,18 @@ def sgd_epoch_serial_(
     in a call of larger ones (the epoch's short last one) takes the fused
     step on its own."""
     decay = params.dtype.type(1.0 - eta * lmbda / n)
-    if n_chunks(mini_batch) == 1:
-        if last > first:
-            fused_lane_(
-                params,
-                table,
-                hidden,
-                output,
-                cost,
-                labels,
-                indptr,
-                indices,
-                values,
-                cuts,
-                bounds,
-                order,
-                mini_batch,
-                first,
-                last,
-                eta,
-                decay,
-                partials,
-                zs[0],
-                acts[0],
-                deltas[0],
-                sync,
-                1,
-                0,
-                False,
-            )
-        return
     n_weights = table[0, B_OFF]
     n_samples = order.shape[0]
-    for t in range(first, last):
+    # Mini-batches of one chunk take the fused step: every one when
+    # mini_batch is at most GRAD_CHUNK, else at most the epoch's short last.
+    split = first if n_chunks(mini_batch) == 1 else last
+    if split == last and last > first:
+        m_last = min(mini_batch, n_samples - (last - 1) * mini_batch)
+        if n_chunks(m_last) == 1:
+            split = last - 1
+    for t in range(first, split):
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
-        step = params.dtype.type(eta / m)
-        nc = n_chunks(m)
-        if nc == 1:
-            fused_lane_(
-                params,
-                table,
-                hidden,
-                output,
-                cost,
-                labels,
-                indptr,
-                indices,
-                values,
-                cuts,
-                bounds,
-                order,
-                mini_batch,
-                t,
-                t + 1,
-                eta,
-                decay,
-                partials,
-                zs[0],
-                acts[0],
-                deltas[0],
-                sync,
-                1,
-                0,
-                False,
-            )
-            continue
         chunk_gradients_(
             params,
             table,
@@ -900,7 +846,38 @@ def sgd_epoch_serial_(
             deltas,
             grads,
         )
-        update_block_(params, grads, nc, n_weights, decay, step, 0, params.shape[0])
+        nc = n_chunks(m)
+        update_block_(
+            params, grads, nc, n_weights, decay, params.dtype.type(eta / m), 0, params.shape[0]
+        )
+    if last > split:
+        fused_lane_(
+            params,
+            table,
+            hidden,
+            output,
+            cost,
+            labels,
+            indptr,
+            indices,
+            values,
+            cuts,
+            bounds,
+            order,
+            mini_batch,
+            split,
+            last,
+            eta,
+            decay,
+            partials,
+            zs[0],
+            acts[0],
+            deltas[0],
+            sync,
+            1,
+            0,
+            False,
+        )
 
 
 @njit(**PARALLEL_OPTIONS)
