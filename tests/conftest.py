@@ -7,10 +7,24 @@ import os
 from pathlib import Path
 
 import numba
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+
+
+#: Ways the input blocks can fail to fit (the cases of every driver's
+#: refusal test): name -> (argument, how to spoil it).
+BAD_BLOCKS = {
+    "cuts": ("cuts", lambda c: c[:1]),
+    # Blocks past the first layer's inputs would write past its rows.
+    "cuts_end": ("cuts", lambda c: np.append(c[:-1], c[-1] + 1)),
+    "bounds": ("bounds", lambda b: b[:-1]),
+    # Bounds for another number of blocks than the cuts would be read past
+    # their rows' ends.
+    "bounds_blocks": ("bounds", lambda b: b[:, :-1]),
+}
 
 
 def train_data(X):

@@ -21,7 +21,7 @@ from fastnet.kernels import dense
 from fastnet.many import train_many
 from fastnet.threads import blas_threads
 from fastnet.workspace import DenseWorkspace, EvalWorkspace, nonzero_index
-from tests.conftest import JIT_DISABLED, train_data
+from tests.conftest import BAD_BLOCKS, JIT_DISABLED, train_data
 from tests.test_kernels import PADDED, PAIRS, THREADS, flat, kernel_codes, problem, views
 
 
@@ -190,7 +190,7 @@ def test_lane_count_gives_identical_bits(dtype):
 
 @pytest.mark.parametrize(
     "case",
-    ["cuts", "cuts_end", "bounds", "bounds_blocks", "partials", "sync", "n_lanes", "row_block"],
+    [*BAD_BLOCKS, "partials", "sync", "n_lanes", "row_block"],
 )
 def test_driver_refuses_blocks_and_scratch_that_do_not_fit(case):
     lay, params, X, y = problem((12, 9, 4), 40)
@@ -198,13 +198,7 @@ def test_driver_refuses_blocks_and_scratch_that_do_not_fit(case):
     indptr, indices, values, cuts, bounds = train_data(X)
     data = {"cuts": cuts, "bounds": bounds}
     field, short = {
-        "cuts": ("cuts", cuts[:1]),
-        # Blocks past the first layer's inputs would write past its rows.
-        "cuts_end": ("cuts", np.append(cuts[:-1], 13)),
-        "bounds": ("bounds", bounds[:-1]),
-        # Bounds for another number of blocks than the cuts would be read
-        # past their rows' ends.
-        "bounds_blocks": ("bounds", bounds[:, :-1]),
+        **{k: (f, spoil(data[f])) for k, (f, spoil) in BAD_BLOCKS.items()},
         "partials": ("partials", ws.partials[:, :9]),
         "sync": ("sync", ws.sync[:-8]),
         "n_lanes": ("n_lanes", 0),

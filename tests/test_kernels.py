@@ -20,7 +20,7 @@ from fastnet.kernels import activations, codes, mlp
 from fastnet.layout import Layout
 from fastnet.threads import max_threads
 from fastnet.workspace import EvalWorkspace, TrainWorkspace, nonzero_index
-from tests.conftest import JIT_DISABLED, train_data
+from tests.conftest import BAD_BLOCKS, JIT_DISABLED, train_data
 
 PAIRS = [(c, a) for c in codes.COSTS for a in codes.HIDDEN_ACTIVATIONS]
 DTYPES = [np.float64, np.float32]
@@ -485,7 +485,7 @@ def test_parallel_driver_refuses_mini_batches_of_several_chunks():
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize(
     "case",
-    ["cuts", "cuts_end", "bounds", "bounds_blocks", "partials", "partials_rows", "partials_stride"],
+    [*BAD_BLOCKS, "partials", "partials_rows", "partials_stride"],
 )
 def test_drivers_refuse_blocks_and_scratch_that_do_not_fit(driver, case):
     lay, params, X, y = problem((12, 9, 4), 40)
@@ -493,13 +493,7 @@ def test_drivers_refuse_blocks_and_scratch_that_do_not_fit(driver, case):
     indptr, indices, values, cuts, bounds = train_data(X)
     data = {"cuts": cuts, "bounds": bounds}
     field, short = {
-        "cuts": ("cuts", cuts[:1]),
-        # Blocks past the first layer's inputs would write past its rows.
-        "cuts_end": ("cuts", np.append(cuts[:-1], 13)),
-        "bounds": ("bounds", bounds[:-1]),
-        # Bounds for another number of blocks than the cuts would be read
-        # past their rows' ends.
-        "bounds_blocks": ("bounds", bounds[:, :-1]),
+        **{k: (f, spoil(data[f])) for k, (f, spoil) in BAD_BLOCKS.items()},
         "partials": ("partials", ws.partials[:1]),
         "partials_rows": ("partials", ws.partials[:, :9]),
         "partials_stride": ("partials", ws.partials[:, :, :-1]),
