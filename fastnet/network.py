@@ -16,6 +16,7 @@ import numpy as np
 
 from fastnet import io
 from fastnet._config import (
+    ALPHA_FOLD_EVERY,
     DEFAULT_DTYPE,
     DENSE_EVAL_ROWS,
     DENSE_MIN_WORK,
@@ -630,7 +631,10 @@ class Network:
             for record in history.records:
                 writer.write(record)
         show_bar = _progress_bar_wanted(progress)
-        step = max(1, n_batches // _PROGRESS_STEPS) if show_bar else n_batches
+        # Progress-bar slices end where the fused step folds its decay scale
+        # anyway (ALPHA_FOLD_EVERY), so the bits do not depend on the bar.
+        slices = max(1, n_batches // (_PROGRESS_STEPS * ALPHA_FOLD_EVERY))
+        step = ALPHA_FOLD_EVERY * slices if show_bar else n_batches
         bar = None
         # Zero mini-batches: compiles (or loads from the cache) before any
         # epoch is timed, and touches nothing.

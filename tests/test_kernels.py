@@ -11,6 +11,7 @@ from numba.core.runtime import _nrt_python, rtsys
 from fastnet import reference
 from fastnet._config import (
     ALPHA_FOLD,
+    ALPHA_FOLD_EVERY,
     EVAL_CHUNKS,
     GRAD_CHUNK,
     MAX_GRAD_CHUNKS,
@@ -286,6 +287,51 @@ def test_serial_parallel_and_thread_counts_give_identical_bits(dtype, mini_batch
                 results[driver, n_threads, str(n_lanes)] = params.tobytes()
     assert len(set(results.values())) == 1, sorted(results)
     assert results["serial", 1, "None"] != start.tobytes()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("mini_batch", [1, 10, 23])
+def test_epoch_split_into_calls_gives_identical_bits(driver, mini_batch):
+    # Each call sums its first mini-batch's blocks before its loop and folds
+    # the decay scale at its end; an epoch split into calls where the fused
+    # step folds anyway (every ALPHA_FOLD_EVERY mini-batches, as
+    # Network.train's progress bar splits it) must give the bits of one call.
+    # With mini-batches of 1 the decay also passes ALPHA_FOLD mid-call.
+    if not takes(driver, mini_batch):
+        pytest.skip("the parallel driver takes one chunk only")
+    n_batches = 3 * ALPHA_FOLD_EVERY + 5
+    n = n_batches * mini_batch - (mini_batch - 1)  # a short last mini-batch
+    lay, start, X, y = problem((30, 16, 10), n)
+    order = np.random.default_rng(4).permutation(n)
+    ws = TrainWorkspace(lay, start.dtype, mini_batch, 2 if driver == "parallel" else 1)
+    data = train_data(X)
+    k = ALPHA_FOLD_EVERY
+    results = []
+    for cuts in ([0, n_batches], [0, k, n_batches], [0, k, 2 * k, 3 * k, n_batches]):
+        params = start.copy()
+        for first, last in zip(cuts[:-1], cuts[1:], strict=True):
+            DRIVERS[driver](
+                params,
+                lay.table,
+                *kernel_codes("cross_entropy", "sigmoid"),
+                X,
+                y,
+                *data,
+                order,
+                mini_batch,
+                first,
+                last,
+                1.0,
+                0.1 * n,
+                n,
+                *ws.buffers,
+            )
+        results.append(params.tobytes())
+    # Decay 0.9 a step: with mini-batches of 1 the scale reaches ALPHA_FOLD
+    # after 66, before the first periodic fold.
+    assert 0.9**66 < ALPHA_FOLD < 0.9**65 and ALPHA_FOLD_EVERY > 66
+    assert results[0] != start.tobytes()
+    assert results[0] == results[1] == results[2]
 
 
 @pytest.mark.parametrize("n", [1, 10, EVAL_CHUNKS + 3, 1000])

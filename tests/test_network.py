@@ -677,6 +677,25 @@ def test_serial_and_parallel_kernels_give_identical_bits(monkeypatch, data, dtyp
     assert parallel == serial == one
 
 
+@pytest.mark.parametrize("n_threads", sorted({1, max_threads()}))
+def test_progress_bar_does_not_change_the_bits(monkeypatch, capsys, n_threads):
+    # On a terminal the bar splits each epoch into calls of the kernel; the
+    # bits must be those of one call per epoch (the fused step's decay scale
+    # is folded only where it would be anyway).
+    pytest.importorskip("tqdm")
+    sizes = [784, 30, 10]
+    X, y = synthetic(n=3000, sizes=sizes, seed=5)
+    bits = []
+    for bar in (False, True):
+        monkeypatch.setattr(network_module, "_progress_bar_wanted", lambda progress, bar=bar: bar)
+        net = Network(sizes, seed=3, n_threads=n_threads)
+        net.train((X, y), 2, 2, 0.5, 5.0, progress=True)
+        bits.append(net.params.tobytes())
+    # 1,500 mini-batches of 2: the bar's slices really split the epoch.
+    assert 1500 > network_module.ALPHA_FOLD_EVERY
+    assert bits[0] == bits[1]
+
+
 def test_driver_choice_follows_the_measured_crossovers():
     # n_weights of [784, 30, 10], [784, 100, 10] and [784, 256, 128, 10].
     book, wide, big = 23_820, 79_400, 234_752

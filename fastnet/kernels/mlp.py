@@ -38,6 +38,7 @@ from numba import njit, prange
 
 from fastnet._config import (
     ALPHA_FOLD,
+    ALPHA_FOLD_EVERY,
     EVAL_CHUNKS,
     GRAD_CHUNK,
     JIT_OPTIONS,
@@ -1092,7 +1093,8 @@ def fused_lane_(
         m = min(mini_batch, n_samples - start)
         batch = order[start : start + m]
         step = params.dtype.type(eta / m)
-        # A fold this step needs was done before its sums (below).
+        # A fold this step needs was done before its sums (below): with
+        # alpha folded to one, lazy_factors asks for none.
         _, alpha_now, alpha_next, decay0, step0 = lazy_factors(alpha, decay, step, lazy, one)
         for part in range(lo, hi):
             sample_errors_(
@@ -1118,8 +1120,16 @@ def fused_lane_(
         if team:
             passed = barrier(sync, n_lanes, passed)
         more = t + 1 < last
-        # What lazy_factors will say for the next step.
-        fold_next = more and lazy and alpha_next * decay < ALPHA_FOLD
+        # The scale is folded into the weights before the next step when
+        # lazy_factors would say so, and after every ALPHA_FOLD_EVERY-th
+        # mini-batch of the epoch, where a call may end (the end of a call
+        # folds too): so an epoch split into calls at those points gives
+        # the bits of one call.
+        fold_next = (
+            more
+            and alpha_next != one
+            and ((t + 1) % ALPHA_FOLD_EVERY == 0 or alpha_next * decay < ALPHA_FOLD)
+        )
         upcoming = order[start + m : start + m + mini_batch]
         if b_hi > b_lo:
             step_rows_(
@@ -1147,7 +1157,7 @@ def fused_lane_(
                 )
         if team:
             passed = barrier(sync, n_lanes, passed)
-        alpha = alpha_next
+        alpha = one if fold_next else alpha_next
     if alpha != one and b_hi > b_lo:
         scale_first_rows_(params, table, alpha, k_lo, k_hi)
 
