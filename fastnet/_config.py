@@ -83,7 +83,8 @@ EVAL_CHUNKS = 64
 #: ``alpha`` by the decay and adds ``(step / alpha) * gradient`` to ``v``,
 #: instead of a pass over the whole layer per mini-batch (the issue's
 #: "one scalar factor" lever, as scikit-learn's SGD does with ``wscale``).
-#: ``alpha`` is folded back into ``v`` at the end of each driver call and
+#: ``alpha`` is folded back into ``v`` at the end of each driver call, after
+#: every ALPHA_FOLD_EVERY-th mini-batch of an epoch (below) and
 #: whenever it would fall below ALPHA_FOLD; a decay factor below
 #: LAZY_DECAY_MIN (eta * lmbda / n above 0.5, far outside useful settings)
 #: is applied to the weights each step instead. Measured in a throwaway
