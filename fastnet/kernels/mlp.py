@@ -1038,12 +1038,13 @@ def fused_lane_(
     over their rows (:func:`first_block_sums_`); barrier. Per mini-batch:
     the forward and backward passes of samples ``batch[(p*m)//L :
     ((p+1)*m)//L]`` for lane ``p`` of ``L = n_lanes``, from the block sums
-    (:func:`sample_errors_`); barrier; for each block ``b`` the lane owns
-    (``b % L == p``): the update of its rows (:func:`step_rows_`; block 0
-    also the later layers and biases), the fold of the scale ``alpha`` into
-    them when the next step needs one (:func:`lazy_factors`), and the next
-    mini-batch's sums over them; barrier. At the end each owner folds the
-    scale into its rows.
+    (:func:`sample_errors_`); barrier; for the lane's run of blocks (the
+    blocks split into contiguous runs, lane 0's from block 0; all of them
+    for a lane working alone): the update of their rows (:func:`step_rows_`;
+    block 0's owner also the later layers and biases), the fold of the scale
+    ``alpha`` into them when the next step needs one (:func:`lazy_factors`,
+    or every ALPHA_FOLD_EVERY-th mini-batch), and the next mini-batch's sums
+    over them; barrier. At the end each owner folds the scale into its rows.
 
     Every parameter sees the operations of the one-lane run in the same
     order, and the blocks (which set the order of the first layer's sums)
@@ -1128,7 +1129,10 @@ def fused_lane_(
         fold_next = (
             more
             and alpha_next != one
-            and ((t + 1) % ALPHA_FOLD_EVERY == 0 or alpha_next * decay < ALPHA_FOLD)
+            and (
+                (t + 1) % ALPHA_FOLD_EVERY == 0
+                or lazy_factors(alpha_next, decay, step, lazy, one)[0]
+            )
         )
         upcoming = order[start + m : start + m + mini_batch]
         if b_hi > b_lo:
