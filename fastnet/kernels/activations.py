@@ -11,7 +11,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from fastnet._config import JIT_OPTIONS
+from fastnet._config import INLINE_OPTIONS, JIT_OPTIONS
 from fastnet.kernels.codes import (
     CROSS_ENTROPY,
     LOG_LIKELIHOOD,
@@ -133,7 +133,7 @@ def exp32(x):
     return e if x == x else x
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def activate_(code, z, a):
     """Write ``a = f(z)`` for the activation `code`.
 
@@ -172,7 +172,7 @@ def activate_(code, z, a):
             a[i] = a[i] / total
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def scale_by_derivative_(code, z, a, delta):
     """Multiply ``delta`` by ``f'(z)`` for a hidden activation `code`.
 
@@ -203,7 +203,7 @@ def scale_by_derivative_(code, z, a, delta):
                 delta[i] = zero
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def output_delta_(cost, z, a, label, delta):
     """Write the output error ``delta = dC/dz`` of one sample.
 

@@ -41,6 +41,7 @@ from fastnet._config import (
     ALPHA_FOLD_EVERY,
     EVAL_CHUNKS,
     GRAD_CHUNK,
+    INLINE_OPTIONS,
     JIT_OPTIONS,
     LAZY_DECAY_MIN,
     MAX_GRAD_CHUNKS,
@@ -132,7 +133,7 @@ def all_finite(X):
     return bad == 0
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def sample_inputs(indptr, indices, values, i):
     """Sample ``i``'s non-zero columns and their values: two views into the
     index of :func:`nonzero_index_`."""
@@ -176,7 +177,7 @@ def forward_sample_(params, table, hidden, output, v, cols, z, a, alpha):
     forward_rest_(params, table, hidden, output, z, a, alpha)
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def forward_rest_(params, table, hidden, output, z, a, alpha):
     """:func:`forward_sample_` from the first layer's sums on: `z`'s first
     slot holds ``sum of x_k row_k`` (whole stored rows); every layer's
@@ -201,7 +202,7 @@ def forward_rest_(params, table, hidden, output, z, a, alpha):
             a[j] = 0
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def backward_sample_(params, table, hidden, cost, label, z, a, delta):
     """Backpropagate one sample's error (the book's equations BP1 and BP2).
 
@@ -268,7 +269,7 @@ def add_outer_(table, v, cols, a, delta, scale, out):
     add_later_layers_(table, a, delta, scale, out)
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def add_first_rows_(table, v, cols, delta, scale, k_lo, k_hi, out):
     """``out[row k] += (scale * x[k]) * delta`` for the first layer's rows
     ``k_lo <= k < k_hi`` with a non-zero input ``x[cols[q]] = v[q]`` (`cols`
@@ -281,7 +282,7 @@ def add_first_rows_(table, v, cols, delta, scale, k_lo, k_hi, out):
     add_rows_(out, table[0, W_OFF], table[0, STRIDE], cols, v, q_lo, q_hi, scale, delta)
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def add_later_layers_(table, a, delta, scale, out):
     """The rest of :func:`add_outer_`: the weights of every layer after the
     first, and every layer's biases."""
@@ -1166,7 +1167,7 @@ def fused_lane_(
         scale_first_rows_(params, table, alpha, k_lo, k_hi)
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def all_finite_row(z):
     """Whether every entry of the 1-D `z` is finite."""
     for j in range(z.shape[0]):
@@ -1187,7 +1188,7 @@ def sum_chunks(cost_parts, correct_parts):
     return cost_sum, n_correct
 
 
-@njit(**JIT_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def argmax_row(a, start, n):
     """Index (relative to `start`) of the first maximum of ``a[start:start+n]``."""
     best = 0
