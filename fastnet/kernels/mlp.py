@@ -265,21 +265,8 @@ def add_outer_(table, v, cols, a, delta, scale, out):
     `out` is a chunk's gradient buffer (``scale = 1``); the fused step writes
     into `params` through :func:`step_rows_` instead.
     """
-    add_first_rows_(table, v, cols, delta, scale, 0, table[0, N_IN], out)
+    add_rows_(out, table[0, W_OFF], table[0, STRIDE], cols, v, 0, cols.shape[0], scale, delta)
     add_later_layers_(table, a, delta, scale, out)
-
-
-@njit(**INLINE_OPTIONS)
-def add_first_rows_(table, v, cols, delta, scale, k_lo, k_hi, out):
-    """``out[row k] += (scale * x[k]) * delta`` for the first layer's rows
-    ``k_lo <= k < k_hi`` with a non-zero input ``x[cols[q]] = v[q]`` (`cols`
-    increasing). Whole stored rows: the padded entries of `delta` are zero,
-    so the padding gets ``+ 0``."""
-    # A lane's rows often start at 0 or end at n_in (one lane's: both);
-    # those ends need no binary search.
-    q_lo = 0 if k_lo == 0 else np.searchsorted(cols, k_lo)
-    q_hi = cols.shape[0] if k_hi >= table[0, N_IN] else np.searchsorted(cols, k_hi)
-    add_rows_(out, table[0, W_OFF], table[0, STRIDE], cols, v, q_lo, q_hi, scale, delta)
 
 
 @njit(**INLINE_OPTIONS)
@@ -514,9 +501,10 @@ def sample_errors_(
 def step_rows_(
     params,
     table,
-    indptr,
     indices,
     values,
+    cuts,
+    bounds,
     batch,
     acts,
     deltas,
@@ -524,12 +512,13 @@ def step_rows_(
     step0,
     decay,
     step,
-    k_lo,
-    k_hi,
+    b_lo,
+    b_hi,
     rest,
 ):
-    """The fused step's update of the first layer's rows ``k_lo <= k < k_hi``
-    and, if `rest`, of every later layer and all biases, in place.
+    """The fused step's update of the first layer's rows in input blocks
+    ``b_lo`` to ``b_hi - 1`` (inputs ``cuts[b_lo] <= k < cuts[b_hi]``) and,
+    if `rest`, of every later layer and all biases, in place.
 
     For each parameter: ``w <- decay * w``, then each sample's term
     ``- step * grad`` in sample order; the first layer's stored weights use
@@ -543,6 +532,10 @@ def step_rows_(
     ----------
     params : ndarray, shape (n_params,)
         Updated in place (only the rows named, plus the rest if `rest`).
+    indices, values, cuts, bounds : ndarray
+        The data's non-zero index and input blocks; a sample's non-zeros in
+        the blocks are ``bounds[i, b_lo] <= q < bounds[i, b_hi]``, so no
+        search finds them.
     batch : ndarray of int64, shape (m,)
     acts, deltas : ndarray, shape (GRAD_CHUNK, n_z)
         Rows written by :func:`sample_errors_` for the `m` samples.
@@ -550,20 +543,30 @@ def step_rows_(
         The first layer's weight decay factor and step.
     decay, step : float
         ``1 - eta*lmbda/n`` and ``eta/m``.
-    k_lo, k_hi : int
-        First-layer rows (inputs) to update.
+    b_lo, b_hi : int
+        The input blocks whose rows to update.
     rest : bool
     """
     stride = table[0, STRIDE]
     w_off = table[0, W_OFF]
     if decay0 != 1:
-        w = params[w_off + k_lo * stride : w_off + k_hi * stride]
+        w = params[w_off + cuts[b_lo] * stride : w_off + cuts[b_hi] * stride]
         for p in range(w.shape[0]):
             w[p] = decay0 * w[p]
+    scale = params.dtype.type(-step0)
     for s in range(batch.shape[0]):
         i = batch[s]
-        cols, v = sample_inputs(indptr, indices, values, i)
-        add_first_rows_(table, v, cols, deltas[s], -step0, k_lo, k_hi, params)
+        add_rows_(
+            params,
+            w_off,
+            stride,
+            indices,
+            values,
+            bounds[i, b_lo],
+            bounds[i, b_hi],
+            scale,
+            deltas[s],
+        )
     if rest:
         if decay != 1:
             for p in range(w_off + table[0, W_ROWS] * stride, table[0, B_OFF]):
@@ -1140,9 +1143,10 @@ def fused_lane_(
             step_rows_(
                 params,
                 table,
-                indptr,
                 indices,
                 values,
+                cuts,
+                bounds,
                 batch,
                 acts,
                 deltas,
@@ -1150,8 +1154,8 @@ def fused_lane_(
                 step0,
                 decay,
                 step,
-                k_lo,
-                k_hi,
+                b_lo,
+                b_hi,
                 b_lo == 0,
             )
             if fold_next:
