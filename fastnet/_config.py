@@ -79,6 +79,20 @@ INPUT_BLOCKS = 2
 #: this share read 0.94x-0.96x float32, 0.97x-1.03x float64.
 FIRST_BLOCK_SHARE = 0.42
 
+#: The same share for the dense driver (fastnet.kernels.dense.sgd_dense_),
+#: whose first block goes to lane 0 while lane 1 takes the later layers'
+#: unit and then the last block: there the first block is the larger one.
+#: Cycle counts per lane and phase ([784,30,10] mini-batch 100 float32, 2
+#: threads, /work/exp/s22/dense_phase.py, 2026-12-02): with even blocks
+#: lane 0 waited 17,000-27,000 cycles per mini-batch at the second barrier
+#: (9-13% of the step) while lane 1 did the later layers and its block;
+#: with 0.53 it waited 4,600, with 0.56 lane 1 waited 7,500. With
+#: DENSE_ROW_BLOCK 50, against even blocks and 32 (/work/exp/s22/ab.py, 11
+#: paired rounds): mini-batch 100 2 threads 1.08x / 1.08x (float32 /
+#: float64), 1 thread 0.99x / 0.99x; [784,100,10] mini-batch 100 1.02x /
+#: 0.99x; [784,256,128,10] mini-batch 64 1.03x / 1.05x.
+DENSE_FIRST_BLOCK_SHARE = 0.53
+
 #: Most rows per unit of the dense driver's first phase
 #: (fastnet.workspace.dense_row_block splits a mini-batch into an even number
 #: of units of at most this many rows). BLAS products over fewer rows of the
@@ -86,8 +100,13 @@ FIRST_BLOCK_SHARE = 0.42
 #: paired against fixed halves of 32 rows: units of 32 rows 1.09x, of 25
 #: rows 1.07x, of 16 rows 0.93x (2026-12-01). Units of 32, 32, 32 and 4 rows
 #: on mini-batch 100 left one lane 64 rows against 36: [784, 30, 10] float32
-#: 0.93x; four units of 25: 1.00x.
-DENSE_ROW_BLOCK = 32
+#: 0.93x; four units of 25: 1.00x. Two units of 50 (2026-12-02): each
+#: unit costs its own BLAS calls, and the first phase of a mini-batch of
+#: 100 took 58,000 instead of 65,000 cycles on one thread, 38,000 instead
+#: of 43,000-46,000 per lane on two (/work/exp/s22/dense_phase.py; the
+#: paired figures beside DENSE_FIRST_BLOCK_SHARE). Fewer units leave less
+#: to rebalance when the host slows one vCPU.
+DENSE_ROW_BLOCK = 50
 
 #: Number of fixed chunks an evaluation pass (accuracy, cost) is split into;
 #: partial sums are combined in chunk order, independent of the thread count.

@@ -19,6 +19,7 @@ from fastnet._config import (
     ALPHA_FOLD_EVERY,
     DEFAULT_DTYPE,
     DENSE_EVAL_ROWS,
+    DENSE_FIRST_BLOCK_SHARE,
     DENSE_MIN_WORK,
     DENSE_SMALL_MIN_BATCH,
     DENSE_SMALL_MIN_WORK,
@@ -736,11 +737,12 @@ def use_dense(mini_batch: int, n_weights: int) -> bool:
 def block_share(kernel_name: str) -> float | None:
     """The first input block's share of the data's non-zeros for the driver
     `kernel_name` (:func:`fastnet.workspace.input_blocks`): FIRST_BLOCK_SHARE
-    for the fused step, whose lane 0 also updates the later layers; even
-    blocks (None) for the dense driver, whose lanes take the later layers
-    as a unit of their own. Depends on the driver, which depends on the sizes
-    only, so the bits still do not depend on the thread count."""
-    return None if kernel_name == "dense" else FIRST_BLOCK_SHARE
+    (below half) for the fused step, whose lane 0 also updates the later
+    layers; DENSE_FIRST_BLOCK_SHARE (above half) for the dense driver, whose
+    lane 1 takes the later layers' unit before the last block. Depends on
+    the driver, which depends on the sizes only, so the bits still do not
+    depend on the thread count."""
+    return DENSE_FIRST_BLOCK_SHARE if kernel_name == "dense" else FIRST_BLOCK_SHARE
 
 
 def use_parallel(mini_batch: int, n_weights: int) -> bool:

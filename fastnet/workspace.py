@@ -134,7 +134,8 @@ def input_blocks(indptr, indices, n_in: int, first_share: float | None = None):
         Inputs of the first layer (``sizes[0]``).
     first_share : float, optional
         The first block's share of the non-zeros; default even blocks. The
-        fused step takes FIRST_BLOCK_SHARE (:func:`fastnet.network.block_share`).
+        drivers take FIRST_BLOCK_SHARE or DENSE_FIRST_BLOCK_SHARE
+        (:func:`fastnet.network.block_share`).
 
     Returns
     -------
@@ -167,7 +168,7 @@ def dense_row_block(mini_batch: int) -> int:
     Examples
     --------
     >>> dense_row_block(100), dense_row_block(64), dense_row_block(200), dense_row_block(17)
-    (25, 32, 25, 9)
+    (50, 32, 50, 9)
     """
     units = 2 * -(-mini_batch // (2 * DENSE_ROW_BLOCK))
     return max(1, -(-mini_batch // units))

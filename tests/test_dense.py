@@ -316,7 +316,7 @@ def test_column_sums_add_rows_in_order(dtype, rows):
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 4, 7])
-@pytest.mark.parametrize("first_share", [None, 0.42])
+@pytest.mark.parametrize("first_share", [None, 0.42, 0.53])
 def test_balance_inputs_gives_runs_of_their_share_of_nonzeros(n_blocks, first_share):
     X, _ = mnist_like(300)
     X[:, :200] = 0  # non-zeros only in the upper columns

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastnet._config import DENSE_ROW_BLOCK, FIRST_BLOCK_SHARE, INPUT_BLOCKS
+from fastnet._config import (
+    DENSE_FIRST_BLOCK_SHARE,
+    DENSE_ROW_BLOCK,
+    FIRST_BLOCK_SHARE,
+    INPUT_BLOCKS,
+)
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
@@ -85,7 +90,7 @@ def test_dense_workspace_key_and_buffers(n_lanes):
     assert lanes == n_lanes and row_block == dense_row_block(100)
 
 
-@pytest.mark.parametrize("first_share", [None, FIRST_BLOCK_SHARE])
+@pytest.mark.parametrize("first_share", [None, FIRST_BLOCK_SHARE, DENSE_FIRST_BLOCK_SHARE])
 def test_input_blocks_share_the_nonzeros_and_bound_every_sample(first_share):
     rng = np.random.default_rng(6)
     X = rng.random((80, 50))
