@@ -10,6 +10,7 @@ from fastnet._config import (
     DENSE_ROW_BLOCK,
     FIRST_BLOCK_SHARE,
     INPUT_BLOCKS,
+    NONZERO_GROUP,
 )
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.sync import SYNC_SIZE
@@ -57,6 +58,12 @@ def test_nonzero_index_matches_a_naive_build(dtype):
     X[8] = 1.5  # a full row
     X[9, 3] = -0.0  # equal to zero: skipped
     X[10, 4] = np.nan  # not equal to zero: kept (training rejects it earlier)
+    # Groups of NONZERO_GROUP columns that are all zero are skipped whole:
+    # rows whose only non-zeros are in the last, short group or fill one group.
+    X[11] = 0
+    X[11, 36] = 2.0
+    X[12] = 0
+    X[12, NONZERO_GROUP : 2 * NONZERO_GROUP] = 3.0
     indptr, indices, values = nonzero_index(X)
     want_ptr, want_idx, want_val = naive_index(X)
     assert indptr.dtype == np.int64 and indices.dtype == np.int32 and values.dtype == dtype

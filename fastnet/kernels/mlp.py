@@ -45,6 +45,7 @@ from fastnet._config import (
     JIT_OPTIONS,
     LAZY_DECAY_MIN,
     MAX_GRAD_CHUNKS,
+    NONZERO_GROUP,
 )
 from fastnet.kernels.activations import (
     activate_,
@@ -109,16 +110,35 @@ def nonzero_index_(X, indptr, indices, values):
     shuffled MNIST made the first layer's forward pass 27% faster (float32,
     1.56 vs 2.15 us per sample, prefetching either way; float64 1.93 vs
     2.65).
+
+    Each row goes in groups of NONZERO_GROUP columns: a group of zeros is
+    skipped after one vectorized test, the others are written column by
+    column without a branch on the value. On MNIST's 50,000 training
+    images 27 ms against 41 ms writing every column (float32; float64 28
+    vs 49), on 20% random non-zeros 13 vs 17 ms (/work/exp/s22/nzfill.py,
+    2 threads, 2026-12-02).
     """
+    n_in = X.shape[1]
     for i in prange(X.shape[0]):
         q = indptr[i]
-        for k in range(X.shape[1]):
-            # Write every column, advance only past non-zeros: no unpredictable
-            # branch on the pixel value (the guard is almost always true).
-            if q < indptr[i + 1]:
-                indices[q] = k
-                values[q] = X[i, k]
-            q += X[i, k] != 0
+        end = indptr[i + 1]
+        row = X[i]
+        k0 = 0
+        while k0 < n_in:
+            k1 = min(k0 + NONZERO_GROUP, n_in)
+            any_nonzero = False
+            for k in range(k0, k1):
+                any_nonzero |= row[k] != 0
+            if any_nonzero:
+                for k in range(k0, k1):
+                    # Write every column, advance only past non-zeros: no
+                    # unpredictable branch on the pixel value (the guard
+                    # is almost always true).
+                    if q < end:
+                        indices[q] = k
+                        values[q] = row[k]
+                    q += row[k] != 0
+            k0 = k1
 
 
 @njit(**PARALLEL_OPTIONS)
