@@ -36,6 +36,10 @@ INLINE_OPTIONS = {**JIT_OPTIONS, "inline": "always"}
 #: zeros costs one test (16 float32 is one AVX-512 vector).
 NONZERO_GROUP = 16
 
+#: Fixed runs of a data set's non-zero index counted in parallel when its
+#: input blocks are cut (fastnet.kernels.dense.balance_inputs_).
+COUNT_CHUNKS = 8
+
 #: Samples per gradient chunk. A mini-batch is split into fixed chunks of this
 #: many samples; each chunk sums its own gradient and the chunk sums are added in
 #: chunk order. The split does not depend on the thread count, so neither do the

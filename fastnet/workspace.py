@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnet._config import (
+    COUNT_CHUNKS,
     DENSE_EVAL_ROWS,
     DENSE_ROW_BLOCK,
     EVAL_CHUNKS,
@@ -154,7 +155,7 @@ def input_blocks(indptr, indices, n_in: int, first_share: float | None = None):
     """
     cuts = np.zeros(INPUT_BLOCKS + 1, np.int64)
     share = 1 / INPUT_BLOCKS if first_share is None else first_share
-    balance_inputs_(indptr, indices, share, np.zeros(n_in, np.int64), cuts)
+    balance_inputs_(indptr, indices, share, np.zeros((COUNT_CHUNKS, n_in), np.int64), cuts)
     bounds = np.zeros((len(indptr) - 1, INPUT_BLOCKS + 1), np.int64)
     sample_bounds_(indptr, indices, cuts, bounds)
     return cuts, bounds

@@ -317,14 +317,16 @@ def test_column_sums_add_rows_in_order(dtype, rows):
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 4, 7])
 @pytest.mark.parametrize("first_share", [None, 0.42, 0.53])
-def test_balance_inputs_gives_runs_of_their_share_of_nonzeros(n_blocks, first_share):
+@pytest.mark.parametrize("n_chunks", [1, 3, 8])
+def test_balance_inputs_gives_runs_of_their_share_of_nonzeros(n_blocks, first_share, n_chunks):
     X, _ = mnist_like(300)
     X[:, :200] = 0  # non-zeros only in the upper columns
     indptr, indices, _ = nonzero_index(X)
-    counts = np.full(784, -1, np.int64)
+    parts = np.full((n_chunks, 784), -1, np.int64)
     cuts = np.full(n_blocks + 1, -1, np.int64)
     share = 1 / n_blocks if first_share is None else first_share
-    dense.balance_inputs_(indptr, indices, share, counts, cuts)
+    dense.balance_inputs_(indptr, indices, share, parts, cuts)
+    counts = parts.sum(axis=0)
     np.testing.assert_array_equal(counts, np.count_nonzero(X, axis=0))
     assert cuts[0] == 0 and cuts[-1] == 784 and (np.diff(cuts) >= 0).all()
     per_block = np.add.reduceat(np.append(counts, 0), cuts[:-1])[:n_blocks]
@@ -344,7 +346,7 @@ def test_balance_inputs_without_nonzeros_covers_every_input():
     indptr = np.zeros(4, np.int64)
     indices = np.zeros(0, np.int32)
     cuts = np.empty(5, np.int64)
-    dense.balance_inputs_(indptr, indices, 0.5, np.empty(10, np.int64), cuts)
+    dense.balance_inputs_(indptr, indices, 0.5, np.empty((3, 10), np.int64), cuts)
     assert cuts[0] == 0 and cuts[-1] == 10 and (np.diff(cuts) >= 0).all()
 
 

@@ -366,16 +366,17 @@ def block_bounds_(indptr, indices, i, cuts, out):
     out[n_blocks] = hi
 
 
-@njit(**JIT_OPTIONS)
+@njit(**PARALLEL_OPTIONS)
 def sample_bounds_(indptr, indices, cuts, bounds):
     """:func:`block_bounds_` for every sample of the data: row ``i`` of
     `bounds` (shape ``(n, n_blocks + 1)``, int64) is overwritten with sample
-    ``i``'s."""
-    for i in range(bounds.shape[0]):
+    ``i``'s, rows in parallel (MNIST's 50,000 training images: 1.2 ms on 2
+    threads against 2.5 ms in one loop, /work/exp/s22/hist.py)."""
+    for i in prange(bounds.shape[0]):
         block_bounds_(indptr, indices, i, cuts, bounds[i])
 
 
-@njit(**JIT_OPTIONS)
+@njit(**PARALLEL_OPTIONS)
 def balance_inputs_(indptr, indices, first_share, counts, cuts):
     """Split the first layer's inputs into ``len(cuts) - 1`` runs, the first
     holding about `first_share` of the data's non-zeros and the others
@@ -389,25 +390,34 @@ def balance_inputs_(indptr, indices, first_share, counts, cuts):
     first_share : float
         The first run's share, between 0 and 1 (``1 / n_blocks``: even
         runs). Ignored for one run.
-    counts : ndarray of int64, shape (n_in,)
-        Scratch; overwritten with each input's non-zeros.
+    counts : ndarray of int64, shape (n_chunks, n_in)
+        Scratch; row ``c`` is overwritten with each input's non-zeros in the
+        ``c``-th of `n_chunks` fixed runs of the index, counted in parallel
+        (the counts are integers, so the cuts do not depend on the runs).
+        On MNIST's 50,000 training images 2.9 ms with 8 runs on 2 threads
+        against 13.2 ms counting in one pass (/work/exp/s22/hist.py).
     cuts : ndarray of int64, shape (n_blocks + 1,)
         Overwritten: run ``b`` is inputs ``cuts[b]`` to ``cuts[b + 1] - 1``,
         from ``cuts[0] = 0`` to ``cuts[-1] = n_in``. Each run ends at the
         first input where the running count reaches its share.
     """
-    n_in = counts.shape[0]
+    n_chunks, n_in = counts.shape
     n_blocks = cuts.shape[0] - 1
-    counts[:] = 0
-    total = indptr[indptr.shape[0] - 1] - indptr[0]
-    for q in range(indptr[0], indptr[indptr.shape[0] - 1]):
-        counts[indices[q]] += 1
+    lo = indptr[0]
+    total = indptr[indptr.shape[0] - 1] - lo
+    for c in prange(n_chunks):
+        row = counts[c]
+        for k in range(n_in):
+            row[k] = 0
+        for q in range(lo + (c * total) // n_chunks, lo + ((c + 1) * total) // n_chunks):
+            row[indices[q]] += 1
     rest = (1.0 - first_share) / max(n_blocks - 1, 1)
     cuts[0] = 0
     b = 1
     acc = 0
     for k in range(n_in):
-        acc += counts[k]
+        for c in range(n_chunks):
+            acc += counts[c, k]
         while b < n_blocks and acc >= total * (first_share + (b - 1) * rest):
             cuts[b] = k + 1
             b += 1
