@@ -21,8 +21,9 @@ JIT_OPTIONS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "
 #: output error and backward pass, the later layers' update...): JIT_OPTIONS,
 #: and inlined into each caller in Numba's IR. Called, each paid the call
 #: itself (array arguments passed as structs, slices built for it) and kept
-#: LLVM from optimizing across it: a float32 sigmoid over 30 entries took 37
-#: ns as a call and 11 ns inlined (/work/exp/s22/sd.py). Measured one
+#: LLVM from optimizing across it: scaling 30 float32 errors by the
+#: sigmoid's derivative took 37 ns as a call and 11 ns inlined
+#: (/work/exp/s22/sd.py). Measured one
 #: thread, cache hot, the fused step's forward and backward passes from the
 #: block sums (``sample_errors_``, /work/exp/s22/errs.py, 11 alternating
 #: rounds, 2026-12-02): [784, 30, 10] 662 -> 511 ns per sample in float32,
@@ -33,7 +34,8 @@ JIT_OPTIONS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "
 INLINE_OPTIONS = {**JIT_OPTIONS, "inline": "always"}
 
 #: Columns per group in fastnet.kernels.mlp.nonzero_index_: a group of
-#: zeros costs one test (16 float32 is one AVX-512 vector).
+#: zeros costs one test (16 float32 is one AVX-512 vector; other group
+#: sizes were not measured).
 NONZERO_GROUP = 16
 
 #: Fixed runs of a data set's non-zero index counted in parallel when its
@@ -94,7 +96,7 @@ FIRST_BLOCK_SHARE = 0.42
 #: threads, /work/exp/s22/dense_phase.py, 2026-12-02): with even blocks
 #: lane 0 waited 17,000-27,000 cycles per mini-batch at the second barrier
 #: (9-13% of the step) while lane 1 did the later layers and its block;
-#: with 0.53 it waited 4,600, with 0.56 lane 1 waited 7,500. With
+#: with 0.53 it waited 4,600, with 0.56 still 7,500 (one run each). With
 #: DENSE_ROW_BLOCK 50, against even blocks and 32 (/work/exp/s22/ab.py, 11
 #: paired rounds): mini-batch 100 2 threads 1.08x / 1.08x (float32 /
 #: float64), 1 thread 0.99x / 0.99x; [784,100,10] mini-batch 100 1.02x /
