@@ -33,6 +33,14 @@ JIT_OPTIONS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "
 #: of the training kernels took 29.6 s against 28.0 s.
 INLINE_OPTIONS = {**JIT_OPTIONS, "inline": "always"}
 
+#: Outputs summed at once by fastnet.kernels.rows.batch_sums_ (the fused
+#: step's later layers, a vector of samples at a time): each load of a
+#: vector of inputs feeds this many outputs' sums. In the prototype (one
+#: thread, [784, 30, 10] / [784, 100, 10], ns per sample float32):
+#: 2 -> 259 / 499, 4 -> 280 / 479, 8 -> 289 / 479 (/work/exp/s23/batched2.py,
+#: 2026-12-02, one run each; differences within the noise).
+BATCH_OUTPUTS = 4
+
 #: Columns per group in fastnet.kernels.mlp.nonzero_index_: a group of
 #: zeros costs one test (16 float32 is one AVX-512 vector; other group
 #: sizes were not measured).

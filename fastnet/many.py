@@ -180,7 +180,8 @@ def train_many(
     p_off = np.cumsum([0] + [net.layout.n_params for net in nets]).astype(np.int64)
     t_off = np.cumsum([0] + [net.layout.n_layers for net in nets]).astype(np.int64)
     w_off = np.cumsum(
-        [0] + [train_pool_size(net.layout, m) for net, m in zip(nets, mbs, strict=True)]
+        [0]
+        + [train_pool_size(net.layout, m, first.dtype) for net, m in zip(nets, mbs, strict=True)]
     ).astype(np.int64)
     params = np.empty(p_off[-1], first.dtype)
     tables = np.concatenate([net.layout.table for net in nets])

@@ -15,7 +15,8 @@ from fastnet._config import (
 )
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.dense import balance_inputs_, sample_bounds_
-from fastnet.kernels.mlp import n_chunks, nonzero_index_, row_nonzeros_
+from fastnet.kernels.mlp import batch_width, n_chunks, nonzero_index_, row_nonzeros_
+from fastnet.kernels.rows import padded_columns
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
 
@@ -34,6 +35,10 @@ class TrainWorkspace:
     grads : ndarray, shape (n_chunks, layout.n_params)
     partials : ndarray, shape (INPUT_BLOCKS, GRAD_CHUNK, layout.table[0, STRIDE])
         The fused step's first-layer sums per input block.
+    columns : ndarray, shape (n_lanes, 2, max(sizes[1:]) * GRAD_CHUNK)
+        Each lane's scratch for the fused step's later layers, a column per
+        sample (:func:`fastnet.kernels.mlp.sample_errors_`; GRAD_CHUNK
+        rounded up to whole vectors).
     sync : ndarray of int64, shape (SYNC_SIZE,)
         Counters through which the parallel fused step's threads meet
         (:mod:`fastnet.kernels.sync`).
@@ -48,13 +53,30 @@ class TrainWorkspace:
         self.deltas = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
         self.grads = np.zeros((nc, layout.n_params), dtype)
         self.partials = np.zeros((INPUT_BLOCKS, GRAD_CHUNK, layout.table[0, STRIDE]), dtype)
+        self.columns = np.zeros((n_lanes, *column_shape(layout, dtype)), dtype)
         self.sync = np.zeros(SYNC_SIZE, np.int64)
         self.n_lanes = n_lanes
 
     @property
     def buffers(self):
         """The buffers in the order the SGD kernels take them."""
-        return self.zs, self.acts, self.deltas, self.grads, self.partials, self.sync, self.n_lanes
+        return (
+            self.zs,
+            self.acts,
+            self.deltas,
+            self.grads,
+            self.partials,
+            self.columns,
+            self.sync,
+            self.n_lanes,
+        )
+
+
+def column_shape(layout: Layout, dtype) -> tuple[int, int]:
+    """Shape of one lane's scratch for the fused step's later layers: a
+    layer's inputs and sums, one column per sample of a chunk."""
+    ld = int(padded_columns(np.zeros(1, dtype), GRAD_CHUNK))
+    return (2, int(batch_width(layout.table)) * ld)
 
 
 class DenseWorkspace:
@@ -267,10 +289,11 @@ def nonzero_index(X, dtype=None):
     return indptr, indices, values
 
 
-def train_pool_size(layout: Layout, mini_batch: int) -> int:
+def train_pool_size(layout: Layout, mini_batch: int, dtype) -> int:
     """Elements of a network's work pool in :func:`fastnet.kernels.mlp.sgd_many_`:
-    the zs, acts and deltas rows, the gradient buffers and the block sums of
-    a :class:`TrainWorkspace`, back to back."""
+    the zs, acts and deltas rows, the gradient buffers, the block sums and
+    one lane's columns of a :class:`TrainWorkspace`, back to back."""
     nc = int(n_chunks(mini_batch))
     partials = INPUT_BLOCKS * GRAD_CHUNK * int(layout.table[0, STRIDE])
-    return 3 * nc * GRAD_CHUNK * layout.n_z + nc * layout.n_params + partials
+    columns = int(np.prod(column_shape(layout, dtype)))
+    return 3 * nc * GRAD_CHUNK * layout.n_z + nc * layout.n_params + partials + columns

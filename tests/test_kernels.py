@@ -528,21 +528,84 @@ def test_parallel_driver_refuses_mini_batches_of_several_chunks():
         )
 
 
+@pytest.mark.parametrize(("lo", "hi"), [(0, 1), (2, 7), (0, GRAD_CHUNK)])
+@pytest.mark.parametrize("sizes", [(6, 5, 4), (9, 12, 7, 3)])
+@pytest.mark.parametrize(("cost", "activation"), PAIRS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_errors_give_the_bits_of_one_sample_at_a_time(
+    dtype, cost, activation, sizes, lo, hi
+):
+    """The fused step's later layers run for a batch of samples at once
+    (batch sums over columns); each sample's numbers are those of
+    forward_rest_ and backward_sample_ on it alone."""
+    lay, params, X, y = problem(sizes, GRAD_CHUNK, dtype, seed=lo + hi)
+    hidden, output, cost_code = kernel_codes(cost, activation)
+    ws = TrainWorkspace(lay, dtype, GRAD_CHUNK)
+    table = lay.table
+    stride0 = table[0, codes.STRIDE]
+    rng = np.random.default_rng(hi)
+    partials = (3 * rng.standard_normal(ws.partials.shape)).astype(dtype)
+    alpha = dtype(0.75)
+    batch = rng.permutation(GRAD_CHUNK).astype(np.int64)
+    mlp.sample_errors_(
+        params,
+        table,
+        hidden,
+        output,
+        cost_code,
+        y,
+        np.zeros(0, np.int32),  # the index is not read when the sums are given
+        np.zeros(0, dtype),
+        np.zeros((GRAD_CHUNK, partials.shape[0] + 1), np.int64),
+        batch,
+        lo,
+        hi,
+        alpha,
+        False,
+        partials,
+        ws.zs[0],
+        ws.acts[0],
+        ws.deltas[0],
+        ws.columns[0],
+    )
+    for s in range(lo, hi):
+        z = np.zeros(lay.n_z, dtype)
+        a = np.zeros(lay.n_z, dtype)
+        delta = np.zeros(lay.n_z, dtype)
+        z[:stride0] = partials[0, s, :stride0]
+        for p in partials[1:, s]:
+            z[:stride0] += p[:stride0]
+        mlp.forward_rest_(params, table, hidden, output, z, a, alpha)
+        mlp.backward_sample_(params, table, hidden, cost_code, y[batch[s]], z, a, delta)
+        np.testing.assert_array_equal(ws.acts[0, s], a)
+        np.testing.assert_array_equal(ws.deltas[0, s], delta)
+        for layer in range(lay.n_layers):  # (z's padding is never read)
+            off, n_out = table[layer, codes.Z_OFF], table[layer, codes.N_OUT]
+            np.testing.assert_array_equal(ws.zs[0, s, off : off + n_out], z[off : off + n_out])
+
+
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize(
     "case",
-    [*BAD_BLOCKS, "partials", "partials_rows", "partials_stride"],
+    [*BAD_BLOCKS, "partials", "partials_rows", "partials_stride", "columns", "columns_lanes"],
 )
 def test_drivers_refuse_blocks_and_scratch_that_do_not_fit(driver, case):
     lay, params, X, y = problem((12, 9, 4), 40)
     ws = TrainWorkspace(lay, params.dtype, 10, 2)
     indptr, indices, values, cuts, bounds = train_data(X)
     data = {"cuts": cuts, "bounds": bounds}
+    if case == "columns_lanes" and driver == "serial":
+        pytest.skip("the serial driver's one lane takes columns[0] only")
     field, short = {
         **{k: (f, spoil(data[f])) for k, (f, spoil) in BAD_BLOCKS.items()},
         "partials": ("partials", ws.partials[:1]),
         "partials_rows": ("partials", ws.partials[:, :9]),
         "partials_stride": ("partials", ws.partials[:, :, :-1]),
+        # Too short for the widest later layer (9) times the mini-batch's
+        # 10 columns (rounded up to whole vectors); one lane's columns for a
+        # team of two.
+        "columns": ("columns", np.ascontiguousarray(ws.columns[:, :, : 9 * 10 - 1])),
+        "columns_lanes": ("columns", ws.columns[:1]),
     }[case]
     if field in data:
         data[field] = short
@@ -550,7 +613,7 @@ def test_drivers_refuse_blocks_and_scratch_that_do_not_fit(driver, case):
         setattr(ws, field, short)
     args = (params, lay.table, 0, 0, 0, X, y, indptr, indices, values, data["cuts"], data["bounds"])
     before = params.copy()
-    with pytest.raises(ValueError, match=f"sgd_{driver}_: cuts, bounds or partials"):
+    with pytest.raises(ValueError, match=f"sgd_{driver}_: cuts, bounds, partials or columns"):
         DRIVERS[driver](*args, np.arange(40), 10, 0, 4, 0.1, 1.0, 40, *ws.buffers)
     assert np.array_equal(params, before)
 

@@ -1,6 +1,7 @@
 """fastnet.kernels.rows: the vector row kernels give the bits of the obvious
 NumPy loops, for every row length (whole blocks of 8, 4, 2 and 1 vectors, a
-rest shorter than a vector, rows too long for the registers)."""
+rest shorter than a vector, rows too long for the registers), and so do the
+batch sums for every number of sample columns and outputs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 from numba import njit
 
 from fastnet._config import ROW_BLOCK_VECTORS, ROW_VECTOR_BYTES
-from fastnet.kernels.rows import add_rows_, first_layer_sums_, layer_add_, layer_sums_
+from fastnet.kernels.rows import (
+    add_rows_,
+    batch_sums_,
+    first_layer_sums_,
+    layer_add_,
+    layer_sums_,
+    padded_columns,
+)
 
 # Row lengths: every block combination of 1 to 8 vectors of float64 (4 to
 # 32 in steps of 4) and of float32 (8 to 64 in steps of 8), the book's 30
@@ -159,3 +167,65 @@ def test_layer_add_matches_the_obvious_loop_bit_for_bit(dtype, n_out, n_in):
     _layer_add(params, w_off, stride, a, scale, d)
     # Entries between rows (stride > n_out) and past the block are untouched.
     np.testing.assert_array_equal(params, expected)
+
+
+# Batches of samples held as columns (the fused step's later layers):
+# columns of one vector and of several, and a rest; outputs in blocks of
+# BATCH_OUTPUTS and one at a time.
+N_COLS = [1, 3, 4, 5, 8, 9, 16]
+
+
+@njit
+def _batch(params, w_off, q_stride, o_stride, b_off, xt, n_q, n_out, n_cols, out, forward):
+    batch_sums_(params, w_off, q_stride, o_stride, b_off, xt, n_q, n_out, n_cols, out, forward)
+
+
+@pytest.mark.parametrize("forward", [True, False])
+@pytest.mark.parametrize("n_q", [0, 1, 7, 30])
+@pytest.mark.parametrize("n_out", [1, 3, 4, 5, 9, 30])
+@pytest.mark.parametrize("n_cols", N_COLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_sums_match_the_obvious_loop_bit_for_bit(dtype, n_cols, n_out, n_q, forward):
+    rng = np.random.default_rng(n_cols * 1000 + n_out * 10 + n_q)
+    stride = 33  # rows longer than either count, so no layout helps
+    w_off, b_off = 4, 4 + 31 * stride
+    params = rng.standard_normal(b_off + 31).astype(dtype)
+    ld = int(padded_columns(params, n_cols))
+    assert ld % (ROW_VECTOR_BYTES // np.dtype(dtype).itemsize) == 0 and ld >= n_cols
+    xt = rng.standard_normal((max(n_q, 1), ld)).astype(dtype)
+    xt[::3, ::2] = 0
+    if forward and n_q > 3 and n_cols > 2:
+        xt[3, 2] = 0
+        params[w_off + 3 * stride] = np.inf  # behind a zero input: skipped
+    q_stride, o_stride = (stride, 1) if forward else (1, stride)
+    expected = np.empty((n_out, n_cols), dtype)
+    for o in range(n_out):
+        for r in range(n_cols):
+            s = params[b_off + o] if forward else dtype(0)
+            for q in range(n_q):
+                c = params[w_off + q * q_stride + o * o_stride]
+                if forward:
+                    if xt[q, r] != 0:
+                        s = s + xt[q, r] * c
+                else:
+                    s = s + c * xt[q, r]
+            expected[o, r] = s
+    out = np.full((n_out + 2, ld), 7, dtype)
+    _batch(params, w_off, q_stride, o_stride, b_off, xt, n_q, n_out, n_cols, out, forward)
+    np.testing.assert_array_equal(out[:n_out, :n_cols], expected)
+    np.testing.assert_array_equal(out[n_out:], 7)  # rows past n_out are not written
+
+
+def test_batch_sums_take_columns_that_are_not_whole_vectors_through_the_loops():
+    """Rows of `xt` that are not whole vectors run the plain loops (and give
+    the same numbers)."""
+    params = np.arange(12.0)
+    xt = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 0.5]])
+    out = np.zeros((2, 3))
+    _batch(params, 0, 4, 1, 8, xt, 2, 2, 3, out, True)
+    expected = (
+        params[8:10, None]
+        + xt[0] * params[0:2, None]
+        + np.where(xt[1] != 0, xt[1] * params[4:6, None], 0)
+    )
+    np.testing.assert_array_equal(out, expected)

@@ -30,16 +30,20 @@ def test_train_workspace_key_and_buffers():
     lay = Layout([6, 4, 3])
     ws = TrainWorkspace(lay, np.float32, 40, 2)
     assert ws.key == ((6, 4, 3), np.dtype(np.float32), 40, 2)
-    zs, acts, deltas, grads, partials, sync, n_lanes = ws.buffers
+    zs, acts, deltas, grads, partials, columns, sync, n_lanes = ws.buffers
     assert zs.shape == acts.shape == deltas.shape == (3, 16, 7)
     assert grads.shape == (3, lay.n_params) and grads.dtype == np.float32
     assert partials.shape == (INPUT_BLOCKS, 16, lay.table[0, STRIDE])
     assert partials.dtype == np.float32
+    # Per lane: two halves of the widest later layer (4) times a chunk's 16
+    # samples, a whole number of vectors.
+    assert columns.shape == (2, 2, 4 * 16) and columns.dtype == np.float32
     assert sync.shape == (SYNC_SIZE,) and sync.dtype == np.int64
     assert n_lanes == 2
-    # The many-networks pool holds the same buffers back to back.
-    n_pool = sum(a.size for a in (zs, acts, deltas, grads, partials))
-    assert train_pool_size(lay, 40) == n_pool
+    # The many-networks pool holds the same buffers, one lane's columns,
+    # back to back.
+    n_pool = sum(a.size for a in (zs, acts, deltas, grads, partials, columns[0]))
+    assert train_pool_size(lay, 40, np.float32) == n_pool
 
 
 def naive_index(X):
