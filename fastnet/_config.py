@@ -126,6 +126,20 @@ DENSE_FIRST_BLOCK_SHARE = 0.53
 #: to rebalance when the host slows one vCPU.
 DENSE_ROW_BLOCK = 50
 
+#: Later layers of at most this many stored weights keep a transposed copy
+#: in the dense driver (fastnet.kernels.dense.transpose_later_), refreshed
+#: after each update, so that the backward product ``delta @ w.T`` reads a
+#: contiguous matrix. SciPy's OpenBLAS (0.3.30, SkylakeX kernels) takes its
+#: small-matrix path for such a product and not for the transposed view:
+#: 50 rows x 16 by 16 x 32 float32 took 814 ns on one thread and 1,579 ns on
+#: each of two threads calling at once through the view, 449 and 501 ns from
+#: the copy; 50 x 16 by 16 x 112: 2,354 / 4,389 against 1,512 / 1,529; 64 x 128
+#: by 128 x 256 (a layer of 32,768 weights): 38,458 / 41,181 against 38,050 /
+#: 43,128, no gain for the copy's cost (/work/exp/s23/blas3.py,
+#: 2026-12-02). Copying every later layer each mini-batch had cost
+#: [784, 256, 128, 10] 11-27% at stop 22.
+DENSE_TRANSPOSE_MAX = 4096
+
 #: Number of fixed chunks an evaluation pass (accuracy, cost) is split into;
 #: partial sums are combined in chunk order, independent of the thread count.
 EVAL_CHUNKS = 64

@@ -14,7 +14,7 @@ from fastnet._config import (
     INPUT_BLOCKS,
 )
 from fastnet.kernels.codes import STRIDE
-from fastnet.kernels.dense import balance_inputs_, sample_bounds_
+from fastnet.kernels.dense import balance_inputs_, sample_bounds_, transposed_size
 from fastnet.kernels.mlp import batch_width, n_chunks, nonzero_index_, row_nonzeros_
 from fastnet.kernels.rows import padded_columns
 from fastnet.kernels.sync import SYNC_SIZE
@@ -97,6 +97,9 @@ class DenseWorkspace:
     partials : ndarray, shape (INPUT_BLOCKS, mini_batch, layout.table[0, STRIDE])
         The first layer's weighted inputs of the next mini-batch, per input
         block.
+    transposed : ndarray, shape (later layers' stored weights,)
+        Transposed copies of the small later layers
+        (:func:`fastnet.kernels.dense.transpose_later_`).
     sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
         The team's counters (:mod:`fastnet.kernels.sync`).
     n_lanes : int
@@ -117,6 +120,7 @@ class DenseWorkspace:
         self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
         self.grads = np.zeros((1, layout.n_params), dtype)
         self.partials = np.zeros((INPUT_BLOCKS, mini_batch, layout.table[0, STRIDE]), dtype)
+        self.transposed = np.zeros(int(transposed_size(layout.table)), dtype)
         self.sync = np.zeros(SYNC_SIZE + 8 * ((n_lanes + 1) // 2), np.int64)
         self.n_lanes = n_lanes
         self.row_block = dense_row_block(mini_batch)
@@ -131,6 +135,7 @@ class DenseWorkspace:
             self.deltas,
             self.grads,
             self.partials,
+            self.transposed,
             self.sync,
             self.n_lanes,
             self.row_block,

@@ -13,11 +13,14 @@ import fastnet.network as network_module
 from fastnet import reference
 from fastnet._config import (
     DENSE_EVAL_ROWS,
+    DENSE_TRANSPOSE_MAX,
     EVAL_CHUNKS,
     GRAD_CHUNK,
     REFERENCE_RTOL,
 )
 from fastnet.kernels import dense
+from fastnet.kernels.codes import STRIDE, W_OFF, W_ROWS
+from fastnet.layout import Layout
 from fastnet.many import train_many
 from fastnet.threads import blas_threads
 from fastnet.workspace import DenseWorkspace, EvalWorkspace, nonzero_index
@@ -94,6 +97,7 @@ def test_padded_epoch_matches_reference(sizes, dtype, mini_batch):
     for work in (ws.zs, ws.acts, ws.deltas, ws.grads):
         work[...] = np.nan
     ws.partials[...] = np.nan
+    ws.transposed[...] = np.nan
     ws.sync[...] = 7
     with blas_threads(1):
         dense.sgd_dense_(
@@ -190,7 +194,7 @@ def test_lane_count_gives_identical_bits(dtype):
 
 @pytest.mark.parametrize(
     "case",
-    [*BAD_BLOCKS, "partials", "sync", "n_lanes", "row_block"],
+    [*BAD_BLOCKS, "partials", "transposed", "sync", "n_lanes", "row_block"],
 )
 def test_driver_refuses_blocks_and_scratch_that_do_not_fit(case):
     lay, params, X, y = problem((12, 9, 4), 40)
@@ -200,6 +204,7 @@ def test_driver_refuses_blocks_and_scratch_that_do_not_fit(case):
     field, short = {
         **{k: (f, spoil(data[f])) for k, (f, spoil) in BAD_BLOCKS.items()},
         "partials": ("partials", ws.partials[:, :9]),
+        "transposed": ("transposed", ws.transposed[:-1]),
         "sync": ("sync", ws.sync[:-8]),
         "n_lanes": ("n_lanes", 0),
         "row_block": ("row_block", 0),
@@ -213,6 +218,24 @@ def test_driver_refuses_blocks_and_scratch_that_do_not_fit(case):
     args = (params, lay.table, 0, 0, 0, X, y, indptr, indices, values, data["cuts"])
     with pytest.raises(ValueError, match=match), blas_threads(1):
         dense.sgd_dense_(*args, data["bounds"], np.arange(40), 10, 0, 4, 0.1, 1.0, 40, *ws.buffers)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_transpose_later_copies_the_small_later_layers_only(dtype):
+    lay = Layout([5, 70, 60, 3])
+    table = lay.table
+    params = np.random.default_rng(0).standard_normal(lay.n_params).astype(dtype)
+    transposed = np.full(dense.transposed_size(table), np.nan, dtype)
+    dense.transpose_later_(params, table, transposed)
+    sizes = [table[layer, W_ROWS] * table[layer, STRIDE] for layer in (1, 2)]
+    assert sizes[0] > DENSE_TRANSPOSE_MAX >= sizes[1]  # one of each
+    assert dense.transposed_layer(table, 0) == -1 and dense.transposed_layer(table, 1) == -1
+    big = transposed[: sizes[0]]
+    assert np.isnan(big).all()  # not copied, not written
+    off = dense.transposed_layer(table, 2)
+    assert off == table[2, W_OFF] - table[1, W_OFF] == sizes[0]
+    w = dense.layer_weights(params, table, 2)
+    np.testing.assert_array_equal(transposed[off : off + w.size].reshape(w.shape[::-1]), w.T)
 
 
 def naive_first_gradient(X, rows, d, k_lo, k_hi):

@@ -12,7 +12,7 @@ from fastnet._config import (
     INPUT_BLOCKS,
     NONZERO_GROUP,
 )
-from fastnet.kernels.codes import STRIDE
+from fastnet.kernels.codes import B_OFF, STRIDE, W_OFF
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
 from fastnet.workspace import (
@@ -90,12 +90,15 @@ def test_dense_workspace_key_and_buffers(n_lanes):
     lay = Layout([6, 4, 3])
     ws = DenseWorkspace(lay, np.float32, 100, n_lanes)
     assert ws.key == ((6, 4, 3), np.dtype(np.float32), 100, ("dense", n_lanes))
-    zs, acts, deltas, grads, partials, sync, lanes, row_block = ws.buffers
+    zs, acts, deltas, grads, partials, transposed, sync, lanes, row_block = ws.buffers
     assert zs.shape == acts.shape == deltas.shape == (100 * lay.n_z,)
     assert grads.shape == (1, lay.n_params) and grads.dtype == np.float32
     # As many input blocks whatever the lanes: the bits depend on them.
     assert partials.shape == (INPUT_BLOCKS, 100, lay.table[0, STRIDE])
     assert partials.dtype == np.float32
+    # Room for the later layer's copy: its stored weights.
+    assert transposed.shape == (lay.table[0, B_OFF] - lay.table[1, W_OFF],)
+    assert transposed.dtype == np.float32
     # The team's counters, then one claim counter per pair of lanes.
     assert sync.shape == (SYNC_SIZE + 8 * ((n_lanes + 1) // 2),)
     assert lanes == n_lanes and row_block == dense_row_block(100)

@@ -46,6 +46,7 @@ from numba.extending import overload
 
 from fastnet._config import (
     DENSE_EVAL_ROWS,
+    DENSE_TRANSPOSE_MAX,
     EVAL_CHUNKS,
     JIT_OPTIONS,
 )
@@ -94,6 +95,53 @@ def layer_weights(params, table, layer):
     stride = table[layer, STRIDE]
     lo = table[layer, W_OFF]
     return params[lo : lo + rows * stride].reshape((rows, stride))
+
+
+@njit(**JIT_OPTIONS)
+def transposed_layer(table, layer):
+    """Whether the dense driver keeps a transposed copy of later layer
+    `layer`'s weights (at most DENSE_TRANSPOSE_MAX stored weights), and
+    where it starts in the copies' buffer (-1 if not kept): the later
+    layers' weights are contiguous in ``params``, from layer 1's, and so are
+    their copies, each at its layer's offset from layer 1's."""
+    if layer < 1 or table[layer, W_ROWS] * table[layer, STRIDE] > DENSE_TRANSPOSE_MAX:
+        return -1
+    return table[layer, W_OFF] - table[1, W_OFF]
+
+
+@njit(**JIT_OPTIONS)
+def transposed_size(table):
+    """Length of the dense driver's buffer of transposed later layers: the
+    later layers' stored weights (0 without later layers)."""
+    if table.shape[0] < 2:
+        return 0
+    return table[0, B_OFF] - table[1, W_OFF]
+
+
+@njit(**JIT_OPTIONS)
+def transpose_later_(params, table, transposed):
+    """Copy each later layer that :func:`transposed_layer` names into
+    `transposed`, as its ``(STRIDE, W_ROWS)`` transpose (C-contiguous).
+
+    Parameters
+    ----------
+    params : ndarray, shape (n_params,)
+    table : ndarray of int64
+    transposed : ndarray, shape (>= transposed_size(table),)
+        The copies; the other layers' parts are not written.
+    """
+    for layer in range(1, table.shape[0]):
+        off = transposed_layer(table, layer)
+        if off < 0:
+            continue
+        w = layer_weights(params, table, layer)
+        rows = w.shape[0]
+        stride = w.shape[1]
+        wt = transposed[off : off + rows * stride].reshape((stride, rows))
+        for k in range(rows):
+            wk = w[k]
+            for j in range(stride):
+                wt[j, k] = wk[j]
 
 
 def rows_as(X, lo, m, buf):
@@ -191,7 +239,9 @@ def column_sums_(d, out):
 
 
 @njit(**JIT_OPTIONS)
-def errors_rows_(params, table, hidden, cost, labels, rows, stride, m, lo, hi, zs, acts, deltas):
+def errors_rows_(
+    params, table, hidden, cost, labels, rows, stride, m, lo, hi, zs, acts, deltas, transposed
+):
     """Errors of rows ``lo:hi`` for every layer (the book's BP1 and BP2), one
     BLAS product per layer. Each row's errors depend on that row only, so
     different row ranges can run side by side.
@@ -207,6 +257,10 @@ def errors_rows_(params, table, hidden, cost, labels, rows, stride, m, lo, hi, z
         As in :func:`forward_rows_`, filled by it.
     deltas : ndarray, shape (stride * n_z,)
         Layer-major; rows ``lo:hi`` of every layer are overwritten.
+    transposed : ndarray
+        The later layers' transposed copies (:func:`transpose_later_`), up
+        to date: the layers that have one multiply by it, the others by
+        their weights' transposed view.
     """
     last = table.shape[0] - 1
     n_out = table[last, N_OUT]
@@ -221,7 +275,13 @@ def errors_rows_(params, table, hidden, cost, labels, rows, stride, m, lo, hi, z
         d = layer_block(deltas, table, layer, stride, m)[lo:hi]
         # BP2 with the weights before this step's update.
         d_prev = layer_block(deltas, table, layer - 1, stride, m)[lo:hi]
-        np.dot(d, layer_weights(params, table, layer).T, d_prev)
+        off = transposed_layer(table, layer)
+        if off >= 0:
+            n_rows = table[layer, W_ROWS]
+            wt = transposed[off : off + n_rows * d.shape[1]].reshape((d.shape[1], n_rows))
+            np.dot(d, wt, d_prev)
+        else:
+            np.dot(d, layer_weights(params, table, layer).T, d_prev)
         z_prev = layer_block(zs, table, layer - 1, stride, m)[lo:hi]
         a_prev = layer_block(acts, table, layer - 1, stride, m)[lo:hi]
         n_in = table[layer, N_IN]
@@ -462,6 +522,7 @@ def sgd_dense_(
     deltas,
     grads,
     partials,
+    transposed,
     sync,
     n_lanes,
     row_block,
@@ -534,6 +595,9 @@ def sgd_dense_(
         The mini-batch's gradient sum.
     partials : ndarray, shape (n_blocks, mini_batch, table[0, STRIDE])
         The next mini-batch's first-layer sums per input block; overwritten.
+    transposed : ndarray, shape (>= transposed_size(table),)
+        Transposed copies of the small later layers for the backward
+        products (:func:`transpose_later_`); overwritten.
     sync : ndarray of int64, shape (SYNC_SIZE + 8 * ceil(n_lanes / 2),)
         The team's counters (:mod:`fastnet.kernels.sync`), then one claim
         counter per pair of lanes; overwritten.
@@ -596,8 +660,9 @@ def sgd_dense_(
         or partials.shape[1] < mini_batch
         or partials.shape[2] < table[0, STRIDE]
         or sync.shape[0] < SYNC_SIZE + 8 * ((n_lanes + 1) // 2)
+        or transposed.shape[0] < transposed_size(table)
     ):
-        raise ValueError("sgd_dense_: partials, sync, n_lanes or row_block do not fit")
+        raise ValueError("sgd_dense_: partials, transposed, sync, n_lanes or row_block do not fit")
     if last <= first:
         return
     decay = params.dtype.type(1.0 - eta * lmbda / n)
@@ -630,6 +695,7 @@ def sgd_dense_(
                 deltas,
                 grads,
                 partials,
+                transposed,
                 sync,
                 n_lanes,
                 row_block,
@@ -661,6 +727,7 @@ def dense_lane_(
     deltas,
     grads,
     partials,
+    transposed,
     sync,
     n_lanes,
     row_block,
@@ -707,6 +774,10 @@ def dense_lane_(
         first_block_sums_(
             params, w_off0, stride0, indices, values, bounds, upcoming, blk_lo + u, partials
         )
+    # The later layers' copies for the first mini-batch (then refreshed by
+    # whoever updates those layers).
+    if lane == 0 or not team:
+        transpose_later_(params, table, transposed)
     if team:
         seg_base += n_seg_blocks + seg_lanes
         passed = barrier(sync, n_lanes, passed)
@@ -753,6 +824,7 @@ def dense_lane_(
                 zs,
                 acts,
                 deltas,
+                transposed,
             )
             u = next_unit(sync, CLAIMS, team, base, u)
         if team:
@@ -767,6 +839,7 @@ def dense_lane_(
             if blk_lo + u == n_blocks:
                 later_gradients_(table, mini_batch, m, acts, deltas, grad)
                 update_block_(params, grads, 1, n_weights, decay, step, end0, n_params)
+                transpose_later_(params, table, transposed)
             else:
                 blk = blk_lo + u
                 k_lo = cuts[blk]
