@@ -545,15 +545,17 @@ def forward_batch_(params, table, hidden, output, zs, acts, lo, hi, columns):
         else:
             # Entry by entry, so all the samples' at once, into xt (now
             # free): in float32 one vector loop over the whole block, padding
-            # columns included, instead of one with a scalar tail per sample;
-            # float64's exp is a scalar call per entry, so there only the
-            # samples' columns.
+            # columns included, instead of one with a scalar tail per
+            # sample; float64's exp is a scalar call per entry, so there
+            # each output's samples only. (One call site: each inlined copy
+            # of activate_ costs compile time.)
+            sums = columns[1, : n_out * ld]
             a_t = columns[0, : n_out * ld]
-            if params.itemsize == 4:
-                activate_(code, columns[1, : n_out * ld], a_t)
-            else:
-                for j in range(n_out):
-                    activate_(code, out[j, :n_cols], a_t[j * ld : j * ld + n_cols])
+            whole = params.itemsize == 4
+            for j in range(1 if whole else n_out):
+                lo_j = j * ld
+                hi_j = n_out * ld if whole else lo_j + n_cols
+                activate_(code, sums[lo_j:hi_j], a_t[lo_j:hi_j])
             for r in range(n_cols):
                 s = lo + r
                 z = zs[s]

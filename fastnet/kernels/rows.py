@@ -790,11 +790,13 @@ _layer8, _layer4, _layer2, _layer1 = (_make_layer_block(n, False) for n in (8, 4
 _layer_tail = _make_layer_block(1, True)
 _ladd8, _ladd4, _ladd2, _ladd1 = (_make_layer_add_block(n, False) for n in (8, 4, 2, 1))
 _ladd_tail = _make_layer_add_block(1, True)
-# Batches of 1 to 4 vectors of columns, BATCH_OUTPUTS outputs or one.
-(_fwd1, _fwd2, _fwd3, _fwd4) = (_make_batch_block(n, BATCH_OUTPUTS, True) for n in (1, 2, 3, 4))
-(_fwd1o, _fwd2o, _fwd3o, _fwd4o) = (_make_batch_block(n, 1, True) for n in (1, 2, 3, 4))
-(_bwd1, _bwd2, _bwd3, _bwd4) = (_make_batch_block(n, BATCH_OUTPUTS, False) for n in (1, 2, 3, 4))
-(_bwd1o, _bwd2o, _bwd3o, _bwd4o) = (_make_batch_block(n, 1, False) for n in (1, 2, 3, 4))
+# Batches of 1 or 2 vectors of columns, BATCH_OUTPUTS outputs or one (wider
+# batches run as blocks of 2: a float64 block of 4 cost about 1 s more of
+# cold compile and was 3% faster on [784, 30, 10], /work/exp/s23/errs3.py).
+(_fwd1, _fwd2) = (_make_batch_block(n, BATCH_OUTPUTS, True) for n in (1, 2))
+(_fwd1o, _fwd2o) = (_make_batch_block(n, 1, True) for n in (1, 2))
+(_bwd1, _bwd2) = (_make_batch_block(n, BATCH_OUTPUTS, False) for n in (1, 2))
+(_bwd1o, _bwd2o) = (_make_batch_block(n, 1, False) for n in (1, 2))
 
 
 def _vector_width(array):
@@ -916,11 +918,11 @@ def _batch_sums(params, w_off, q_stride, o_stride, b_off, xt, n_q, n_out, n_cols
         x_flat = xt.reshape(xt.shape[0] * ld)
         o_flat = out.reshape(out.shape[0] * ld)
         n_vec = (n_cols + width - 1) // width
-        # Columns in blocks of at most 4 vectors; outputs BATCH_OUTPUTS at a
+        # Columns in blocks of at most 2 vectors; outputs BATCH_OUTPUTS at a
         # time, then one at a time.
         c = 0
         while c < n_vec:
-            nv = min(4, n_vec - c)
+            nv = min(2, n_vec - c)
             x = x_flat[c * width :]
             o = 0
             while o < n_out:
@@ -934,39 +936,19 @@ def _batch_sums(params, w_off, q_stride, o_stride, b_off, xt, n_q, n_out, n_cols
                             _fwd1(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                         else:
                             _fwd1o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                    elif nv == 2:
-                        if many:
-                            _fwd2(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                        else:
-                            _fwd2o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                    elif nv == 3:
-                        if many:
-                            _fwd3(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                        else:
-                            _fwd3o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                     elif many:
-                        _fwd4(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
+                        _fwd2(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                     else:
-                        _fwd4o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
+                        _fwd2o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                 elif nv == 1:
                     if many:
                         _bwd1(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                     else:
                         _bwd1o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                elif nv == 2:
-                    if many:
-                        _bwd2(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                    else:
-                        _bwd2o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                elif nv == 3:
-                    if many:
-                        _bwd3(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
-                    else:
-                        _bwd3o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                 elif many:
-                    _bwd4(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
+                    _bwd2(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                 else:
-                    _bwd4o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
+                    _bwd2o(params, w, q_stride, o_stride, bb, x, ld, n_q, dst)
                 o += BATCH_OUTPUTS if many else 1
             c += nv
 
