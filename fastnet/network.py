@@ -553,7 +553,9 @@ class Network:
         mini_batch_size = check_number(mini_batch_size, "mini_batch_size", low=1, integer=True)
         eta = check_number(eta, "eta", low=0, low_open=True)
         lmbda = check_number(lmbda, "lmbda", low=0)
-        X, y = self._kernel_data(training_data, "training_data")
+        # NaN and infinite values are found while the non-zero index is
+        # built (below, before anything runs): one pass over the data less.
+        X, y = self._kernel_data(training_data, "training_data", check_finite=False)
         monitors_eval = monitor_evaluation_cost or monitor_evaluation_accuracy
         if monitors_eval:
             if evaluation_data is None:
@@ -582,7 +584,7 @@ class Network:
         # X, so skip building an index for the evaluation data then.
         loop_eval = self._eval_ws.dense_zs.shape[0] == 0
         dt = self.dtype
-        train_index = nonzero_index(X, dt)
+        train_index = nonzero_index(X, dt, argname="training_data")
         # The drivers also read where each sample's non-zeros cross the input
         # blocks: found once per call, like the index.
         blocks = input_blocks(*train_index[:2], self.sizes[0], block_share(kernel_name))

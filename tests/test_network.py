@@ -367,9 +367,9 @@ def call_train(**overrides):
     return Network(SIZES, seed=0).train(**kwargs)
 
 
-def with_nan():
+def with_nan(value=np.nan):
     X, y = synthetic()
-    X[7, 2] = np.nan
+    X[7, 2] = value
     return X, y
 
 
@@ -379,6 +379,8 @@ BAD_TRAIN = [
     ({"training_data": (synthetic()[0], np.full(N, -1))}, ValueError, "labels"),
     ({"training_data": (synthetic()[0], np.zeros(N))}, TypeError, "training_data"),
     ({"training_data": with_nan()}, ValueError, "NaN"),
+    # Found while the non-zero index is built, still before anything runs.
+    ({"training_data": with_nan(-np.inf)}, ValueError, "training_data: X contains NaN or inf"),
     ({"training_data": (np.zeros((0, 6)), np.zeros(0, int))}, ValueError, "training_data"),
     ({"training_data": (np.zeros((N, 6)), np.zeros(N - 1, int))}, ValueError, "training_data"),
     ({"training_data": np.zeros((N, 6))}, TypeError, "training_data"),

@@ -135,3 +135,14 @@ def test_dense_row_block_gives_an_even_number_of_short_units(mini_batch):
     assert units % 2 == 0 or mini_batch == 1
     # Units are equal but for the last, which is never longer.
     assert mini_batch - (units - 1) * rows <= rows
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonzero_index_names_the_argument_of_non_finite_data(bad):
+    X = np.array([[0.0, 1.0, 0.0], [2.0, bad, 0.0]], np.float32)
+    with pytest.raises(ValueError, match="training_data: X contains NaN or infinite values"):
+        nonzero_index(X, argname="training_data")
+    # Without a name, no check: the entry is a non-zero like any other.
+    indptr, indices, values = nonzero_index(X)
+    assert indptr.tolist() == [0, 1, 3] and indices.tolist() == [1, 0, 1]
+    np.testing.assert_array_equal(values, [1.0, 2.0, bad])

@@ -85,12 +85,21 @@ def n_chunks(m):
 
 @njit(**PARALLEL_OPTIONS)
 def row_nonzeros_(X, counts):
-    """``counts[i] = number of non-zero entries in X[i]``, rows in parallel."""
+    """``counts[i] = number of non-zero entries in X[i]``, rows in parallel;
+    returns the number of NaN or infinite entries of `X` (counted as
+    non-zero), so that a caller building the index needs no separate pass
+    to validate the data (:func:`all_finite`)."""
+    bad = 0
     for i in prange(X.shape[0]):
         c = 0
+        row_bad = 0
         for k in range(X.shape[1]):
-            c += X[i, k] != 0
+            x = X[i, k]
+            c += x != 0
+            row_bad += not np.isfinite(x)
         counts[i] = c
+        bad += row_bad
+    return bad
 
 
 @njit(**PARALLEL_OPTIONS)
