@@ -490,6 +490,21 @@ def batch_width(table):
     return width
 
 
+@njit(**INLINE_OPTIONS)
+def gather_columns_(rows, lo, n_cols, off, out):
+    """``out[k, r] = rows[lo + r, off + k]`` for ``r < n_cols`` and the
+    rows ``k`` of `out`; columns ``n_cols`` to the end of `out` are zeroed:
+    the batch sums compute them too (whole vectors), on zeros, not on
+    leftovers that might be subnormal."""
+    zero = out.dtype.type(0)
+    for k in range(out.shape[0]):
+        ok = out[k]
+        for r in range(n_cols):
+            ok[r] = rows[lo + r, off + k]
+        for r in range(n_cols, ok.shape[0]):
+            ok[r] = zero
+
+
 @njit(**JIT_OPTIONS)
 def forward_batch_(params, table, hidden, output, zs, acts, lo, hi, columns):
     """:func:`forward_rest_` from layer 1 on for the samples in rows ``lo``
@@ -512,7 +527,6 @@ def forward_batch_(params, table, hidden, output, zs, acts, lo, hi, columns):
     n_layers = table.shape[0]
     n_cols = hi - lo
     ld = padded_columns(params, n_cols)
-    zero = params.dtype.type(0)
     for layer in range(1, n_layers):
         n_in = table[layer, N_IN]
         n_out = table[layer, N_OUT]
@@ -521,14 +535,7 @@ def forward_batch_(params, table, hidden, output, zs, acts, lo, hi, columns):
         p_off = table[layer - 1, Z_OFF]
         xt = columns[0, : n_in * ld].reshape((n_in, ld))
         out = columns[1, : n_out * ld].reshape((n_out, ld))
-        for k in range(n_in):
-            xk = xt[k]
-            for r in range(n_cols):
-                xk[r] = acts[lo + r, p_off + k]
-            # The columns up to a whole vector are summed too: zeros, not
-            # leftovers that might be subnormal.
-            for r in range(n_cols, ld):
-                xk[r] = zero
+        gather_columns_(acts, lo, n_cols, p_off, xt)
         batch_sums_(
             params,
             table[layer, W_OFF],
@@ -614,7 +621,6 @@ def backward_batch_(params, table, hidden, cost, labels, batch, zs, acts, deltas
         for j in range(z_off + n_out, z_off + table[last, STRIDE]):
             delta[j] = 0
     ld = padded_columns(params, n_cols)
-    zero = params.dtype.type(0)
     for layer in range(last, 0, -1):
         n_in = table[layer, N_IN]
         n_out = table[layer, N_OUT]
@@ -622,12 +628,7 @@ def backward_batch_(params, table, hidden, cost, labels, batch, zs, acts, deltas
         p_off = table[layer - 1, Z_OFF]
         dt = columns[0, : n_out * ld].reshape((n_out, ld))
         out = columns[1, : n_in * ld].reshape((n_in, ld))
-        for j in range(n_out):
-            dj = dt[j]
-            for r in range(n_cols):
-                dj[r] = deltas[lo + r, z_off + j]
-            for r in range(n_cols, ld):
-                dj[r] = zero
+        gather_columns_(deltas, lo, n_cols, z_off, dt)
         # (w^T delta)[k]: a dot with row k of the input-major block, whose
         # entries are table[layer, STRIDE] apart from one k to the next.
         batch_sums_(
