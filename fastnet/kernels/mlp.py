@@ -256,19 +256,7 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
         Overwritten with every non-input layer's error ``dC/dz``.
     """
     last = table.shape[0] - 1
-    z_off = table[last, Z_OFF]
-    n_out = table[last, N_OUT]
-    output_delta_(
-        cost,
-        z[z_off : z_off + n_out],
-        a[z_off : z_off + n_out],
-        label,
-        delta[z_off : z_off + n_out],
-    )
-    # Padded neurons have zero error (so their weights get zero gradients),
-    # whatever the buffer held.
-    for j in range(z_off + n_out, z_off + table[last, STRIDE]):
-        delta[j] = 0
+    output_error_(table, cost, label, z, a, delta)
     zero = params.dtype.type(0)
     for layer in range(last, 0, -1):
         n_in = table[layer, N_IN]
@@ -289,6 +277,26 @@ def backward_sample_(params, table, hidden, cost, label, z, a, delta):
         )
         for j in range(p_off + n_in, p_off + table[layer - 1, STRIDE]):
             delta[j] = 0
+
+
+@njit(**INLINE_OPTIONS)
+def output_error_(table, cost, label, z, a, delta):
+    """The output layer's part of :func:`backward_sample_` (BP1): its error
+    into `delta` (one sample's rows), zero for its padded neurons."""
+    last = table.shape[0] - 1
+    z_off = table[last, Z_OFF]
+    n_out = table[last, N_OUT]
+    output_delta_(
+        cost,
+        z[z_off : z_off + n_out],
+        a[z_off : z_off + n_out],
+        label,
+        delta[z_off : z_off + n_out],
+    )
+    # Padded neurons have zero error (so their weights get zero gradients),
+    # whatever the buffer held.
+    for j in range(z_off + n_out, z_off + table[last, STRIDE]):
+        delta[j] = 0
 
 
 @njit(**JIT_OPTIONS)
@@ -607,19 +615,8 @@ def backward_batch_(params, table, hidden, cost, labels, batch, zs, acts, deltas
     """
     last = table.shape[0] - 1
     n_cols = hi - lo
-    z_off = table[last, Z_OFF]
-    n_out = table[last, N_OUT]
     for s in range(lo, hi):
-        delta = deltas[s]
-        output_delta_(
-            cost,
-            zs[s, z_off : z_off + n_out],
-            acts[s, z_off : z_off + n_out],
-            labels[batch[s]],
-            delta[z_off : z_off + n_out],
-        )
-        for j in range(z_off + n_out, z_off + table[last, STRIDE]):
-            delta[j] = 0
+        output_error_(table, cost, labels[batch[s]], zs[s], acts[s], deltas[s])
     ld = padded_columns(params, n_cols)
     for layer in range(last, 0, -1):
         n_in = table[layer, N_IN]
@@ -697,18 +694,19 @@ def sample_errors_(
     backward passes run for all of them at once (:func:`forward_batch_`,
     :func:`backward_batch_`, with the lane's scratch `columns`), which give
     the bits of :func:`forward_rest_` and :func:`backward_sample_` one sample
-    at a time (tests/test_kernels.py). Measured against those, one thread,
-    block sums given (/work/exp/s23/batched2.py, 2026-12-02): [784, 30, 10]
-    1.70x float32, 1.39x float64; [784, 100, 10] 1.86x and 1.37x; with the
-    block sums summed here (`fresh`) 1.22x / 1.14x and 1.23x / 1.09x.
+    at a time (tests/test_kernels.py). Measured against the step before them
+    (one thread, cache hot, block sums given, /work/exp/s23/errs2.py, 9
+    rounds, 2026-12-02): [784, 30, 10] 413 -> 294 ns per sample float32,
+    493 -> 393 float64; [784, 100, 10] 1.67x and 1.34x; with the block sums
+    summed here (`fresh`) 1.17x / 1.11x on [784, 30, 10].
     """
     n_blocks = partials.shape[0]
-    n_layers = table.shape[0]
     z_off = table[0, Z_OFF]
     stride = table[0, STRIDE]
     w_off = table[0, W_OFF]
     n_out = table[0, N_OUT]
     b_off = table[0, B_OFF]
+    code = output if table.shape[0] == 1 else hidden
     for s in range(lo, hi):
         if fresh:
             sample_block_sums_(
@@ -724,11 +722,12 @@ def sample_errors_(
             p = partials[blk, s]
             for j in range(stride):
                 z[j] += p[j]
-        # The first layer of forward_rest_.
+        # The first layer of forward_rest_, written out: through a shared
+        # inlined helper sample_errors_ ran 2-5% slower (/work/exp/s23/errs3.py).
         z = zs[s, z_off : z_off + n_out]
         for j in range(n_out):
             z[j] = alpha * z[j] + params[b_off + j]
-        activate_(output if n_layers == 1 else hidden, z, acts[s, z_off : z_off + n_out])
+        activate_(code, z, acts[s, z_off : z_off + n_out])
         a = acts[s]
         for j in range(z_off + n_out, z_off + stride):
             a[j] = 0
@@ -1350,6 +1349,7 @@ def fused_lane_(
     if team:
         passed = barrier(sync, n_lanes, passed)
     alpha = one
+    lane_columns = columns[lane if team else 0]
     for t in range(first, last):
         start = t * mini_batch
         m = min(mini_batch, n_samples - start)
@@ -1378,7 +1378,7 @@ def fused_lane_(
                 zs,
                 acts,
                 deltas,
-                columns[lane if team else 0],
+                lane_columns,
             )
         if team:
             passed = barrier(sync, n_lanes, passed)
@@ -1769,7 +1769,8 @@ def _sgd_one_of_many_(
     grads = pool[3 * rows : g_end].reshape((nc, p.shape[0]))
     p_end = g_end + (cuts.shape[0] - 1) * GRAD_CHUNK * table[0, STRIDE]
     partials = pool[g_end:p_end].reshape((cuts.shape[0] - 1, GRAD_CHUNK, table[0, STRIDE]))
-    columns = pool[p_end:].reshape((1, 2, batch_width(table) * padded_columns(p, GRAD_CHUNK)))
+    # The rest of the pool: one lane's columns (fastnet.workspace.column_shape).
+    columns = pool[p_end:].reshape((1, 2, (pool.shape[0] - p_end) // 2))
     sgd_epoch_serial_(
         p,
         table,

@@ -232,12 +232,8 @@ def batch_sums_(params, w_off, q_stride, o_stride, b_off, xt, n_q, n_out, n_cols
     one call of :func:`layer_sums_` and one loop of dot products per sample:
     those sums ran one after the other, each addition waiting on the one
     before; here the samples of a vector run side by side and
-    BATCH_OUTPUTS outputs share each load of `xt`. Measured there (one
-    thread, cache hot, block sums given, 9 alternating rounds, 2026-12-02,
-    /work/exp/s23/batched2.py): [784, 30, 10] 476 -> 280 ns per sample in
-    float32, 554 -> 398 in float64; [784, 100, 10] 896 -> 479 and 1273 ->
-    941; half the samples per call (two lanes) 1.51x / 1.29x and 1.61x /
-    1.25x. Same bits.
+    BATCH_OUTPUTS outputs share each load of `xt` (the figures are in
+    ``sample_errors_``). Same bits.
 
     Examples
     --------
