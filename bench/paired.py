@@ -183,25 +183,33 @@ def thread_rows(data, rounds):
 
 def many_rows(data, rounds):
     """Two [784, 30, 10] networks trained together (train_many, one whole
-    epoch) against one trained alone with every thread: the ratio of wall
-    times, issue 3's target <= 1.2x."""
+    epoch) against one trained alone, the ratio of wall times: issue 3's
+    target <= 1.2x, judged against one network with every thread. The
+    second row, against one network on one thread (the premise of that
+    target, set when the mini-batch-10 step ran on one core), has no target:
+    it shows what training together costs each network, while the first is
+    bounded below by one network's own gain from its second thread."""
     import fastnet
     from fastnet.many import train_many
 
     for dtype in DTYPES:
         X, y = data(dtype)
 
-        def one(X=X, y=y, dtype=dtype):
-            fastnet.Network([784, 30, 10], dtype=dtype, seed=0).train((X, y), 1, 10, 0.1, 5.0)
-
         def two(X=X, y=y, dtype=dtype):
             nets = [fastnet.Network([784, 30, 10], dtype=dtype, seed=s) for s in (0, 1)]
             train_many(nets, (X, y), 1, 10, 0.1, 5.0)
 
-        # paired() returns rate(a) / rate(b); with one "sample" each, that is
-        # time(b) / time(a): together over alone.
-        measured = paired(one, two, 1, 1, rounds)
-        yield result_row(("`784-30-10-mb10`", dtype), measured, MANY_TARGET, at_least=False)
+        alone_on = (("every thread", None, MANY_TARGET), ("1 thread", 1, None))
+        for alone, n_threads, target in alone_on:
+
+            def one(X=X, y=y, dtype=dtype, n_threads=n_threads):
+                net = fastnet.Network([784, 30, 10], dtype=dtype, seed=0, n_threads=n_threads)
+                net.train((X, y), 1, 10, 0.1, 5.0)
+
+            # paired() returns rate(a) / rate(b); with one "sample" each, that
+            # is time(b) / time(a): together over alone.
+            measured = paired(one, two, 1, 1, rounds)
+            yield result_row(("`784-30-10-mb10`", dtype, alone), measured, target, at_least=False)
 
 
 def table(header, rows):
@@ -254,7 +262,7 @@ def main(argv=None):
         ),
         "many": (
             "Two networks together (train_many) / one alone, wall time",
-            ("workload", "dtype"),
+            ("workload", "dtype", "one alone on"),
             many_rows,
             training,
         ),
