@@ -319,6 +319,11 @@ def resolved_threads(net) -> int:
     return resolve_threads(net.n_threads)
 
 
+#: Benchmark kind (and group prefix) of the evaluation benchmarks per start:
+#: every round after a pause, or rounds back to back (test_bench_eval.py).
+EVAL_KINDS = {"idle": "eval", "hot": "eval-hot"}
+
+
 def eval_info(benchmark, net, sizes, dtype, impl, api, samples, group_prefix="eval"):
     """Group and extra_info of an evaluation benchmark (10,000 validation images)."""
     name = "-".join(map(str, sizes))

@@ -11,6 +11,11 @@ One group per network and dtype (``eval-784-30-10-float32``), three entries:
 - ``reference``: ``fastnet.reference.accuracy`` on the same weights, with the
   data in the network's dtype.
 
+Each in two starts (STARTS): "idle", every round after a pause (``settle``),
+and "hot", rounds back to back after warm-up rounds (groups
+``eval-hot-...``), as in test_bench_threads.py; on a VM the first
+milliseconds after a pause may find both of fastnet's threads on one vCPU.
+
 Samples per round: 10,000. Nothing is asserted about speed.
 
     python -m pytest bench/test_bench_eval.py --benchmark-only
@@ -21,6 +26,7 @@ from __future__ import annotations
 import pytest
 from _workloads import (
     DTYPES,
+    EVAL_KINDS,
     EVAL_SIZES,
     eval_info,
     fastnet_evaluator,
@@ -31,32 +37,31 @@ from _workloads import (
 
 from fastnet import reference
 
-ROUNDS = 5
 APIS = ("accuracy", "evaluate", "reference")
+#: pytest-benchmark's pedantic arguments per start (see the module docstring).
+STARTS = {
+    "idle": dict(setup=settle, rounds=5, warmup_rounds=1),
+    "hot": dict(rounds=10, warmup_rounds=3),
+}
 
 
+@pytest.mark.parametrize("start", STARTS)
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", EVAL_SIZES, ids=lambda s: "-".join(map(str, s)))
-def test_eval(benchmark, validation, sizes, dtype, api):
+def test_eval(benchmark, validation, sizes, dtype, api, start):
     net = make_network(sizes, dtype)
     X, y = validation(dtype)
     impl = "reference" if api == "reference" else "fastnet"
-    eval_info(benchmark, net, sizes, dtype, impl, api, len(y))
+    eval_info(benchmark, net, sizes, dtype, impl, api, len(y), EVAL_KINDS[start])
+    benchmark.extra_info["start"] = start
+    if start == "hot":
+        settle()  # after the previous test's calls (BLAS threads left spinning), once
     if api == "accuracy":
-        data = validation.raw
-        benchmark.pedantic(net.accuracy, args=(data,), setup=settle, rounds=ROUNDS, warmup_rounds=1)
+        benchmark.pedantic(net.accuracy, args=(validation.raw,), **STARTS[start])
     elif api == "evaluate":
-        benchmark.pedantic(
-            fastnet_evaluator(net, X, y), setup=settle, rounds=ROUNDS, warmup_rounds=1
-        )
+        benchmark.pedantic(fastnet_evaluator(net, X, y), **STARTS[start])
     else:
         benchmark.extra_info["threads_note"] = "NumPy BLAS default threads"
         weights, biases = reference_params(net)
-        benchmark.pedantic(
-            reference.accuracy,
-            args=(weights, biases, X, y),
-            setup=settle,
-            rounds=ROUNDS,
-            warmup_rounds=1,
-        )
+        benchmark.pedantic(reference.accuracy, args=(weights, biases, X, y), **STARTS[start])
