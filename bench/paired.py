@@ -166,8 +166,13 @@ def eval_rows(data, rounds):
                 reference.accuracy(w, b, X, y)
 
             n = len(y)
+            name = f"`{'-'.join(map(str, sizes))}`"
+            # Each side after a pause, then hot: after the pause (which lets
+            # the other side's threads stop spinning) and warm-up calls.
             measured = paired(fast, ref, n, n, rounds)
-            yield result_row((f"`{'-'.join(map(str, sizes))}`", dtype), measured, EVAL_TARGET)
+            yield result_row((name, dtype, "after a pause"), measured, EVAL_TARGET)
+            measured = paired(fast, ref, n, n, rounds, warm_calls=HOT_WARM_CALLS)
+            yield result_row((name, dtype, "hot"), measured, EVAL_TARGET)
 
 
 def thread_rows(data, rounds):
@@ -283,7 +288,7 @@ def main(argv=None):
         "train": ("Training, fastnet / reference", ("workload", "dtype"), train_rows, training),
         "eval": (
             "Evaluation, `accuracy()` / reference (10,000 images)",
-            ("network", "dtype"),
+            ("network", "dtype", "calls"),
             eval_rows,
             validation,
         ),
