@@ -286,15 +286,34 @@ DENSE_SMALL_MIN_WORK = 1_400_000
 #: 50,000 training images as bench/crossover.py does, two rounds each).
 
 #: Rows the dense evaluation (fastnet.kernels.dense.dense_evaluate) feeds
-#: forward per BLAS product; networks whose n_weights make
-#: use_dense(DENSE_EVAL_ROWS, n_weights) true evaluate that way. Measured on 2
-#: cores, 10,000 validation images, ms with rows 64 / 128 / 256 (reference in
-#: the same runs): [784,30,10] float32 29.9 / 23.9 / 15.0 (12.1-15.1),
-#: [784,100,10] float32 29.9 / 24.9 / 22.5 (22.6-23.6), [784,256,128,10]
-#: float32 74.6 / 61.3 / 59.5 (60.9-66.7); the loop kernel took 25-27, 33-36
-#: and 80-87. (A chunk of EVAL_CHUNKS holds 157 of 10,000 rows, so 256 is one
-#: product per chunk there.)
-DENSE_EVAL_ROWS = 256
+#: forward per BLAS product at most, and the rows per chunk it aims at
+#: (dense.eval_chunks: 16 chunks of 625 rows for 10,000 images, at most
+#: EVAL_CHUNKS); networks whose n_weights make
+#: use_dense(DENSE_EVAL_ROWS, n_weights) true evaluate that way. Until stop 24
+#: it was 256 rows in EVAL_CHUNKS chunks always (157 rows per product for
+#: 10,000 images): the first layer's sgemm on 10,000 MNIST rows of 784 by 32,
+#: one thread, ran 8.3 ms in products of 157 rows, 7.7 in 256, 6.4 in 512
+#: and 5.7 in one product. Hot `accuracy()` on 2 threads, 10,000 validation
+#: images, medians of 25 calls, three interleaved processes each, ms,
+#: 157-row products / 625-row (/work/exp/s24/evk.py): [784,30,10] float32
+#: 4.94 / 4.05, float64 9.14 / 9.29; [784,100,10] float32 10.17 / 8.96,
+#: float64 21.42 / 21.42; [784,256,128,10] float32 25.01 / 22.66, float64
+#: 53.16 / 52.94 (320-row chunks: between the two). Earlier (one product
+#: per chunk of 157 rows, ms with rows 64 / 128 / 256): [784,30,10] float32
+#: 29.9 / 23.9 / 15.0, [784,100,10] 29.9 / 24.9 / 22.5, [784,256,128,10]
+#: 74.6 / 61.3 / 59.5 on the AMD host.
+DENSE_EVAL_ROWS = 640
+
+#: Rows per product of the dense evaluation when a float64 network reads
+#: float32 data: each part is widened into a scratch block first, which BLAS
+#: then reads back, and large blocks of float64 leave the cache (this host's
+#: L2 holds 2 MB per core; 625 rows of 784 float64 inputs are 3.9 MB).
+#: `accuracy()` of [784,30,10] float64 on 10,000 images, hot, ms, 157-row
+#: parts before stop 24 against: 625-row parts 9.05 / 9.59, 313-row parts
+#: 9.06 / 9.54, 156-row parts (this setting) 9.25 / 9.19; [784,256,128,10]
+#: 53.08 / 54.53, 53.44 / 53.06, 53.71 / 54.57 (/work/exp/s24/evk.py, three
+#: interleaved processes each).
+DENSE_EVAL_WIDEN_ROWS = DENSE_EVAL_ROWS // 4
 
 #: Padding of the first layer's stored rows (fastnet.layout). LLVM
 #: vectorizes the row loops of the first layer (forward sums and weight

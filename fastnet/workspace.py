@@ -8,6 +8,7 @@ import numpy as np
 from fastnet._config import (
     COUNT_CHUNKS,
     DENSE_EVAL_ROWS,
+    DENSE_EVAL_WIDEN_ROWS,
     DENSE_ROW_BLOCK,
     EVAL_CHUNKS,
     GRAD_CHUNK,
@@ -213,7 +214,7 @@ class EvalWorkspace:
     dense_zs, dense_acts : ndarray, shape (n_threads, DENSE_EVAL_ROWS * layout.n_z)
         Per-thread layer-major blocks for
         :func:`fastnet.kernels.dense.dense_evaluate`, when `dense`; else empty.
-    dense_xs : ndarray, shape (n_threads, DENSE_EVAL_ROWS * sizes[0])
+    dense_xs : ndarray, shape (n_threads, DENSE_EVAL_WIDEN_ROWS * sizes[0])
         Per-thread rows of float32 data converted for a float64 network's
         dense evaluation; empty along axis 1 for float32 networks.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
@@ -230,7 +231,7 @@ class EvalWorkspace:
         self.dense_acts = np.zeros(shape, dtype)
         widen = dense and np.dtype(dtype) == np.float64
         self.dense_xs = np.zeros(
-            (shape[0], DENSE_EVAL_ROWS * layout.sizes[0] if widen else 0), dtype
+            (shape[0], DENSE_EVAL_WIDEN_ROWS * layout.sizes[0] if widen else 0), dtype
         )
         self.cost_parts = np.zeros(EVAL_CHUNKS, np.float64)
         self.correct_parts = np.zeros(EVAL_CHUNKS, np.int64)

@@ -494,9 +494,12 @@ def run_dense_evaluate(lay, params, X, y, cost, activation, n_threads, with_cost
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n", [1, 10, EVAL_CHUNKS + 3, EVAL_CHUNKS * DENSE_EVAL_ROWS + 7])
+@pytest.mark.parametrize(
+    "n", [1, 10, EVAL_CHUNKS + 3, 3 * DENSE_EVAL_ROWS + 1, EVAL_CHUNKS * DENSE_EVAL_ROWS + 7]
+)
 @pytest.mark.parametrize("cost,activation", PAIRS)
 def test_evaluate_matches_reference(dtype, n, cost, activation):
+    # 3 * DENSE_EVAL_ROWS + 1: four chunks, fewer than EVAL_CHUNKS;
     # EVAL_CHUNKS * DENSE_EVAL_ROWS + 7: chunks longer than a row block.
     lay, params, X, y = problem((12, 9, 7, 4), n, dtype)
     w, b = views(lay, params)
@@ -534,17 +537,35 @@ def test_evaluate_is_independent_of_thread_count(numba_threads):
     assert len(results) == 1
 
 
+@pytest.mark.parametrize("n", [1000, 5 * DENSE_EVAL_ROWS, EVAL_CHUNKS * DENSE_EVAL_ROWS + 1])
 @pytest.mark.parametrize("n_lanes", [1, 2, 3])
-def test_evaluate_takes_every_chunk_once(n_lanes):
-    # Each lane takes chunks until the counter passes EVAL_CHUNKS: one claim
-    # per chunk plus one that finds none left per lane, whoever took which.
-    lay, params, X, y = problem((20, 9, 4), 1000)
+def test_evaluate_takes_every_chunk_once(n_lanes, n):
+    # Each lane takes chunks until the counter passes the chunk count: one
+    # claim per chunk plus one that finds none left per lane, whoever took
+    # which; the parts of chunks not used are zeroed.
+    lay, params, X, y = problem((20, 9, 4), n)
     ws = EvalWorkspace(lay, params.dtype, True, n_lanes)
     ws.claims[0] = 12345
     ws.correct_parts[...] = -1
-    _, correct = run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", n_lanes, ws=ws)
-    assert ws.claims[0] == EVAL_CHUNKS + n_lanes
+    ws.cost_parts[...] = np.nan
+    cost_sum, correct = run_dense_evaluate(
+        lay, params, X, y, "cross_entropy", "sigmoid", n_lanes, ws=ws
+    )
+    n_chunks = dense.eval_chunks(n)
+    assert n_chunks == min(EVAL_CHUNKS, -(-n // DENSE_EVAL_ROWS))
+    assert ws.claims[0] == n_chunks + n_lanes
     assert (ws.correct_parts >= 0).all() and ws.correct_parts.sum() == correct
+    assert (ws.correct_parts[n_chunks:] == 0).all() and (ws.cost_parts[n_chunks:] == 0).all()
+    assert np.isfinite(cost_sum)
+
+
+def test_eval_chunks_hold_at_most_a_product_where_they_can():
+    chunks = dense.eval_chunks
+    assert chunks(0) == chunks(1) == 1
+    assert chunks(DENSE_EVAL_ROWS) == 1 and chunks(DENSE_EVAL_ROWS + 1) == 2
+    assert chunks(10_000) * DENSE_EVAL_ROWS >= 10_000 > (chunks(10_000) - 1) * DENSE_EVAL_ROWS
+    assert chunks(EVAL_CHUNKS * DENSE_EVAL_ROWS) == EVAL_CHUNKS
+    assert chunks(10**9) == EVAL_CHUNKS
 
 
 def test_network_evaluates_mnist_sized_layers_densely():

@@ -46,6 +46,7 @@ from numba.extending import overload
 
 from fastnet._config import (
     DENSE_EVAL_ROWS,
+    DENSE_EVAL_WIDEN_ROWS,
     DENSE_TRANSPOSE_MAX,
     EVAL_CHUNKS,
     JIT_OPTIONS,
@@ -863,6 +864,24 @@ def dense_lane_(
             passed = barrier(sync, n_lanes, passed)
 
 
+@njit(**JIT_OPTIONS)
+def eval_chunks(n):
+    """Number of fixed chunks :func:`dense_evaluate` splits `n` rows into:
+    enough for chunks of at most DENSE_EVAL_ROWS rows, at most EVAL_CHUNKS,
+    at least 1. Depends on `n` only (never on the thread count), so the
+    partial sums, and the bits, do not either.
+
+    Examples
+    --------
+    >>> from fastnet._config import DENSE_EVAL_ROWS, EVAL_CHUNKS
+    >>> eval_chunks(10_000) == -(-10_000 // DENSE_EVAL_ROWS), eval_chunks(0)
+    (True, 1)
+    >>> eval_chunks(10**9) == EVAL_CHUNKS
+    True
+    """
+    return min(EVAL_CHUNKS, max(1, -(-n // DENSE_EVAL_ROWS)))
+
+
 @njit(**PARALLEL_OPTIONS)
 def dense_evaluate(
     params,
@@ -883,15 +902,18 @@ def dense_evaluate(
     """Summed cost and number of correct predictions over a data set, each
     layer as BLAS products on blocks of rows.
 
-    The data are split into EVAL_CHUNKS fixed chunks (as
-    :func:`fastnet.kernels.mlp.evaluate`). Each of the ``T`` threads takes the
-    next chunk nobody has taken yet (an atomic counter), until none is left,
-    and feeds it forward DENSE_EVAL_ROWS rows at a time through its own
-    buffers; so a thread on a core that is slowed down (this project's shared
-    host slows one vCPU at a time) does fewer chunks, where fixed chunks per
-    thread made the other wait. The per-chunk sums are combined in chunk
-    order, so the result depends neither on the thread count nor on which
-    thread took which chunk. BLAS must run on one thread
+    The data are split into :func:`eval_chunks` fixed chunks of at most
+    DENSE_EVAL_ROWS rows where EVAL_CHUNKS chunks allow it (so each chunk is
+    one product per layer, as large as that allows). Each of the ``T``
+    threads takes the next chunk nobody has taken yet (an atomic counter),
+    until none is left, and feeds it forward through its own buffers, in
+    even parts of at most DENSE_EVAL_ROWS rows (DENSE_EVAL_WIDEN_ROWS when
+    they are widened from float32 first); so a thread on a core that
+    is slowed down (this project's shared host slows one vCPU at a time)
+    does fewer chunks, where fixed chunks per thread made the other wait.
+    The per-chunk sums are combined in chunk order (the unused entries of
+    the parts are zeroed), so the result depends neither on the thread
+    count nor on which thread took which chunk. BLAS must run on one thread
     (``fastnet.threads.blas_threads(1)``).
 
     Parameters
@@ -902,7 +924,7 @@ def dense_evaluate(
         In the dtype of `params`, or float32 for float64 `params` (converted
         block by block into `xs`, see :func:`rows_as`).
     labels : ndarray of int64, shape (n,)
-    xs : ndarray, shape (n_threads, DENSE_EVAL_ROWS * sizes[0]), dtype of `params`
+    xs : ndarray, shape (n_threads, DENSE_EVAL_WIDEN_ROWS * sizes[0]), dtype of `params`
         Per-thread scratch for converted rows; unused (may be empty along its
         second axis) when `X` has the dtype of `params`.
     zs, acts : ndarray, shape (n_threads, DENSE_EVAL_ROWS * n_z)
@@ -927,18 +949,27 @@ def dense_evaluate(
     n_threads = zs.shape[0]
     last = table.shape[0] - 1
     n_out = table[last, N_OUT]
+    n_chunks = eval_chunks(n)
+    # Widened rows are written to `xs` and read back by BLAS: smaller parts
+    # keep them in cache (see DENSE_EVAL_WIDEN_ROWS).
+    part_rows = DENSE_EVAL_WIDEN_ROWS if X.itemsize < params.itemsize else DENSE_EVAL_ROWS
+    for c in range(n_chunks, EVAL_CHUNKS):
+        cost_parts[c] = 0.0
+        correct_parts[c] = 0
     claims[0] = 0
     for t in prange(n_threads):
         while True:
             c = atomic_add(claims, 0, 1)
-            if c >= EVAL_CHUNKS:
+            if c >= n_chunks:
                 break
             total = 0.0
             correct = 0
-            hi = ((c + 1) * n) // EVAL_CHUNKS
-            lo = (c * n) // EVAL_CHUNKS
-            while lo < hi:
-                m = min(DENSE_EVAL_ROWS, hi - lo)
+            chunk_lo = (c * n) // n_chunks
+            chunk_rows = ((c + 1) * n) // n_chunks - chunk_lo
+            n_parts = -(-chunk_rows // part_rows)
+            for part in range(n_parts):
+                lo = chunk_lo + (part * chunk_rows) // n_parts
+                m = chunk_lo + ((part + 1) * chunk_rows) // n_parts - lo
                 forward_rows_(
                     params,
                     table,
@@ -965,7 +996,6 @@ def dense_evaluate(
                         total += sample_cost(cost, z[r, :n_out], a[r, :n_out], label)
                     if argmax_row(a[r], 0, n_out) == label:
                         correct += 1
-                lo += m
             cost_parts[c] = total
             correct_parts[c] = correct
     return sum_chunks(cost_parts, correct_parts)
