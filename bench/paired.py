@@ -61,7 +61,7 @@ SECTIONS = ("train", "eval", "threads", "many")
 
 #: Untimed calls right before each timed one in the "hot" rows: the timed
 #: call then finds the threads running, as an evaluation right after a
-#: training epoch does (bench/test_bench_threads.py EVAL_STARTS).
+#: training epoch does (_workloads.EVAL_STARTS).
 HOT_WARM_CALLS = 2
 
 
@@ -205,7 +205,7 @@ def thread_rows(data, rounds):
             }
             n = len(y)
             name = f"`{'-'.join(map(str, sizes))}`"
-            # After a pause, and hot (as bench/test_bench_threads.py EVAL_STARTS);
+            # After a pause, and hot (as _workloads.EVAL_STARTS);
             # the target is judged on the hot calls.
             measured = paired(evals[n_all], evals[1], n, n, rounds)
             yield result_row(("eval, after a pause", name, dtype), measured, None)

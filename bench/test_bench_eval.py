@@ -11,9 +11,9 @@ One group per network and dtype (``eval-784-30-10-float32``), three entries:
 - ``reference``: ``fastnet.reference.accuracy`` on the same weights, with the
   data in the network's dtype.
 
-Each in two starts (STARTS): "idle", every round after a pause (``settle``),
-and "hot", rounds back to back after warm-up rounds (groups
-``eval-hot-...``), as in test_bench_threads.py; on a VM the first
+Each in two starts (``_workloads.EVAL_STARTS``): "idle", every round after
+a pause (``settle``), and "hot", rounds back to back after warm-up rounds
+(groups ``eval-hot-...``), as in test_bench_threads.py; on a VM the first
 milliseconds after a pause may find both of fastnet's threads on one vCPU.
 
 Samples per round: 10,000. Nothing is asserted about speed.
@@ -28,6 +28,7 @@ from _workloads import (
     DTYPES,
     EVAL_KINDS,
     EVAL_SIZES,
+    EVAL_STARTS,
     eval_info,
     fastnet_evaluator,
     make_network,
@@ -38,14 +39,9 @@ from _workloads import (
 from fastnet import reference
 
 APIS = ("accuracy", "evaluate", "reference")
-#: pytest-benchmark's pedantic arguments per start (see the module docstring).
-STARTS = {
-    "idle": dict(setup=settle, rounds=5, warmup_rounds=1),
-    "hot": dict(rounds=10, warmup_rounds=3),
-}
 
 
-@pytest.mark.parametrize("start", STARTS)
+@pytest.mark.parametrize("start", EVAL_STARTS)
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", EVAL_SIZES, ids=lambda s: "-".join(map(str, s)))
@@ -58,10 +54,10 @@ def test_eval(benchmark, validation, sizes, dtype, api, start):
     if start == "hot":
         settle()  # after the previous test's calls (BLAS threads left spinning), once
     if api == "accuracy":
-        benchmark.pedantic(net.accuracy, args=(validation.raw,), **STARTS[start])
+        benchmark.pedantic(net.accuracy, args=(validation.raw,), **EVAL_STARTS[start])
     elif api == "evaluate":
-        benchmark.pedantic(fastnet_evaluator(net, X, y), **STARTS[start])
+        benchmark.pedantic(fastnet_evaluator(net, X, y), **EVAL_STARTS[start])
     else:
         benchmark.extra_info["threads_note"] = "NumPy BLAS default threads"
         weights, biases = reference_params(net)
-        benchmark.pedantic(reference.accuracy, args=(weights, biases, X, y), **STARTS[start])
+        benchmark.pedantic(reference.accuracy, args=(weights, biases, X, y), **EVAL_STARTS[start])

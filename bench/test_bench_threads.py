@@ -4,8 +4,8 @@ Groups ``threads-train-<workload>-<dtype>`` (the mini-batch 100 and the big
 workload, slices as in test_bench_train.py) and
 ``threads-eval-<net>-<dtype>`` / ``threads-eval-hot-<net>-<dtype>``
 (``net._evaluate`` over the 10,000 validation images, each call after a pause
-or back to back, see EVAL_STARTS). The thread count is the network's
-``n_threads``: 1, or every thread Numba was started with
+or back to back, see ``_workloads.EVAL_STARTS``). The thread count is the
+network's ``n_threads``: 1, or every thread Numba was started with
 (``NUMBA_NUM_THREADS``, default all cores). With one thread ``Network.train``
 uses the serial driver, and so does the timed slice.
 
@@ -18,6 +18,7 @@ import pytest
 from _workloads import (
     DTYPES,
     EVAL_KINDS,
+    EVAL_STARTS,
     THREAD_EVAL_SIZES,
     THREAD_WORKLOADS,
     eval_info,
@@ -72,20 +73,6 @@ def test_threads_train(benchmark, training, order, workload, dtype, threads):
         rounds=workload.rounds,
         warmup_rounds=1,
     )
-
-
-#: How the timed evaluations start: "idle", each after :func:`settle` (a
-#: call after a pause, as an occasional evaluation in a pipeline), or "hot",
-#: back to back after warm-up calls (as the monitors' evaluation right after
-#: each training epoch). On this project's 2-core VM a parallel call after
-#: more than ~10 ms idle often runs with both threads on one vCPU for its
-#: first 5-10 ms (an empty ``prange`` took 4 us hot and 5.5 ms after a 0.25 s
-#: pause; with ``OMP_PROC_BIND=true`` 0.2 ms), which a 7-25 ms evaluation
-#: cannot hide: the "idle" ratio measures that, the "hot" one the kernel.
-EVAL_STARTS = {
-    "idle": dict(setup=settle, rounds=5, warmup_rounds=1),
-    "hot": dict(rounds=10, warmup_rounds=3),
-}
 
 
 @pytest.mark.parametrize("start", EVAL_STARTS)
