@@ -278,7 +278,7 @@ def train_section(benchmarks, cpu):
 
 def eval_section(benchmarks):
     rows = []
-    starts = [(k, label) for k, label in EVAL_STARTS.items() if by_kind(benchmarks, k)]
+    starts = [(k, label) for k, label in EVAL_KIND_LABELS.items() if by_kind(benchmarks, k)]
     for kind, label in starts:
         for members in groups_in_order(by_kind(benchmarks, kind)).values():
             acc = pick(members, api="accuracy")
@@ -334,7 +334,7 @@ def eval_section(benchmarks):
 
 
 #: Evaluation benchmark kinds (bench/_workloads.py EVAL_KINDS) and their label.
-EVAL_STARTS = {"eval": "after a pause", "eval-hot": "hot"}
+EVAL_KIND_LABELS = {"eval": "after a pause", "eval-hot": "hot"}
 
 
 #: Thread-scaling benchmark kinds and their label in the table.
