@@ -62,6 +62,15 @@ def settled_seconds(fn, *args) -> float:
     return time.perf_counter() - t
 
 
+#: Rounds of the suite's paired training benchmark (test_bench_train.py
+#: ``paired``), on whose median ratio the training targets are judged.
+#: Five rounds (each workload's ``rounds``, until stop 24) let one slow
+#: spell move the median: the book's float32 workload read 4.61x
+#: [3.81-5.66x] in a suite run and 6.22x [5.64-7.46x] over 25 paired rounds
+#: of bench/paired.py ten minutes later, on the same code.
+PAIRED_ROUNDS = 15
+
+
 @dataclass(frozen=True)
 class Workload:
     """A training workload and how much of an epoch each implementation times.

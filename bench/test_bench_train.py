@@ -7,10 +7,11 @@ One pytest-benchmark group per workload and dtype, e.g.
   order through the compiled epoch driver (one call, no Python per batch);
 - ``reference``: ``fastnet.reference.sgd_epoch`` over the first
   ``reference_batches`` mini-batches of the same order, from the same weights;
-- ``paired``: both slices again, timed one after the other in every round;
-  the report takes the median of the per-round ratios and judges the target
-  on it (this host's speed moves by up to 2x between the tests above, and
-  single-run ratios with it; see bench/paired.py);
+- ``paired``: both slices again, timed one after the other in every one of
+  ``PAIRED_ROUNDS`` rounds; the report takes the median of the per-round
+  ratios and judges the target on it (this host's speed moves by up to 2x
+  between the tests above, and single-run ratios with it; see
+  bench/paired.py);
 - for the book's workload only, ``epoch``: one whole epoch through the public
   ``Network.train``, a check that the slice timing is representative.
 
@@ -31,6 +32,7 @@ from _workloads import (
     DTYPES,
     ETA,
     LMBDA,
+    PAIRED_ROUNDS,
     WORKLOADS,
     fastnet_epoch_slice,
     make_network,
@@ -143,7 +145,7 @@ def train_paired_slices(benchmark, net, X, y, order, workload, dtype):
             settled_seconds(reference_epoch_slice, weights, biases, X, y, order, mb, nb_ref)
         )
 
-    benchmark.pedantic(one_pair, rounds=workload.rounds, warmup_rounds=1)
+    benchmark.pedantic(one_pair, rounds=PAIRED_ROUNDS, warmup_rounds=1)
     benchmark.extra_info["fastnet_seconds"] = seconds["fastnet"][1:]
     benchmark.extra_info["reference_seconds"] = seconds["reference"][1:]
 
