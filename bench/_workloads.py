@@ -62,6 +62,41 @@ def settled_seconds(fn, *args) -> float:
     return time.perf_counter() - t
 
 
+#: Untimed calls before each timed "hot" call (:func:`warm_up`): the
+#: training slices, and the hot evaluation rows of bench/paired.py. After
+#: :func:`settle`'s pause this host's scheduler often runs both of fastnet's
+#: threads on one vCPU for the next several milliseconds (README, "Calls
+#: after a pause"): in suite D (stop 24) the book's float32 slice, 10.3-11.2
+#: ms in its own benchmark, took 10.6-14.0 ms in 8 of the paired
+#: benchmark's 15 rounds and 19.6-25.7 ms in the other 7. A train() call
+#: pays that once, in its first epoch's first milliseconds; the calls
+#: before the timed one make each round measure the epochs after it, for
+#: fastnet and the reference alike.
+WARM_CALLS = 2
+
+
+def warm_up(fn, *args, reset=None, warm_calls=WARM_CALLS) -> None:
+    """:func:`settle`, then `warm_calls` untimed calls of ``fn(*args)``, each
+    after ``reset()`` if given, then ``reset()`` once more: the next call of
+    `fn` finds the threads running and starts from the same state."""
+    settle()
+    for _ in range(warm_calls):
+        if reset is not None:
+            reset()
+        fn(*args)
+    if reset is not None:
+        reset()
+
+
+def hot_seconds(fn, *args, reset=None, warm_calls=WARM_CALLS) -> float:
+    """Seconds of ``fn(*args)`` right after :func:`warm_up`; with
+    ``warm_calls=0``, after the pause alone (:func:`settled_seconds`)."""
+    warm_up(fn, *args, reset=reset, warm_calls=warm_calls)
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
 #: Rounds of the suite's paired training benchmark (test_bench_train.py
 #: ``paired``), on whose median ratio the training targets are judged.
 #: Five rounds (each workload's ``rounds``, until stop 24) let one slow

@@ -14,6 +14,12 @@ one-thread round may also run at a higher clock while the other core idles
 judged on the median. Same workloads,
 slices, data and targets as the suite (``_workloads.py``, ``report.py``).
 
+Each timed call comes after a pause (``_workloads.settle``: the other
+side's threads stop spinning) and, except in the "after a pause"
+evaluation rows and the two-networks rows, two untimed calls of its own
+side (``_workloads.hot_seconds``), so it measures the calls after the
+first of a run rather than the scheduler's placement after the pause.
+
 Run from the repository root::
 
     python bench/paired.py                  # every section, 9 rounds each
@@ -28,7 +34,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,15 +45,15 @@ from _workloads import (  # noqa: E402
     EVAL_SIZES,
     THREAD_EVAL_SIZES,
     THREAD_WORKLOADS,
+    WARM_CALLS,
     WORKLOADS,
     fastnet_epoch_slice,
     fastnet_evaluator,
+    hot_seconds,
     make_network,
     reference_epoch_slice,
     reference_params,
     sample_order,
-    settle,
-    settled_seconds,
 )
 from report import EVAL_TARGET, MANY_TARGET, THREAD_TARGET, TRAIN_TARGETS  # noqa: E402
 
@@ -59,39 +64,20 @@ from fastnet.threads import max_threads  # noqa: E402
 SECTIONS = ("train", "eval", "threads", "many")
 
 
-#: Untimed calls right before each timed one in the "hot" rows: the timed
-#: call then finds the threads running, as an evaluation right after a
-#: training epoch does (_workloads.EVAL_STARTS).
-HOT_WARM_CALLS = 2
-
-
-def paired(a, b, samples_a, samples_b, rounds, warm_calls=0):
+def paired(a, b, samples_a, samples_b, rounds, warm_calls=WARM_CALLS):
     """Per-round ratios (samples/s of `a` over samples/s of `b`), each round
     timing `a` then `b`, after one untimed warm-up of each; and the ratio of
-    the two sides' fastest rounds. Each timed call comes after a pause
-    (:func:`settled_seconds`), or, with `warm_calls`, right after that many
-    untimed calls of the same side."""
+    the two sides' fastest rounds. Each timed call comes right after the
+    pause and `warm_calls` untimed calls of the same side
+    (:func:`_workloads.hot_seconds`; 0: after the pause alone)."""
     a()
     b()
     rates_a, rates_b = [], []
     for _ in range(rounds):
-        rates_a.append(samples_a / hot_seconds(a, warm_calls))
-        rates_b.append(samples_b / hot_seconds(b, warm_calls))
+        rates_a.append(samples_a / hot_seconds(a, warm_calls=warm_calls))
+        rates_b.append(samples_b / hot_seconds(b, warm_calls=warm_calls))
     ratios = [ra / rb for ra, rb in zip(rates_a, rates_b, strict=True)]
     return Paired(ratios, max(rates_a) / max(rates_b))
-
-
-def hot_seconds(fn, warm_calls):
-    """Seconds of ``fn()`` after a pause, or right after `warm_calls` untimed
-    calls (themselves after the pause)."""
-    if not warm_calls:
-        return settled_seconds(fn)
-    settle()
-    for _ in range(warm_calls):
-        fn()
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 class Paired(NamedTuple):
@@ -169,9 +155,9 @@ def eval_rows(data, rounds):
             name = f"`{'-'.join(map(str, sizes))}`"
             # Each side after a pause, then hot: after the pause (which lets
             # the other side's threads stop spinning) and warm-up calls.
-            measured = paired(fast, ref, n, n, rounds)
+            measured = paired(fast, ref, n, n, rounds, warm_calls=0)
             yield result_row((name, dtype, "after a pause"), measured, EVAL_TARGET)
-            measured = paired(fast, ref, n, n, rounds, warm_calls=HOT_WARM_CALLS)
+            measured = paired(fast, ref, n, n, rounds)
             yield result_row((name, dtype, "hot"), measured, EVAL_TARGET)
 
 
@@ -207,9 +193,9 @@ def thread_rows(data, rounds):
             name = f"`{'-'.join(map(str, sizes))}`"
             # After a pause, and hot (as _workloads.EVAL_STARTS);
             # the target is judged on the hot calls.
-            measured = paired(evals[n_all], evals[1], n, n, rounds)
+            measured = paired(evals[n_all], evals[1], n, n, rounds, warm_calls=0)
             yield result_row(("eval, after a pause", name, dtype), measured, None)
-            measured = paired(evals[n_all], evals[1], n, n, rounds, warm_calls=HOT_WARM_CALLS)
+            measured = paired(evals[n_all], evals[1], n, n, rounds)
             yield result_row(("eval, hot", name, dtype), measured, THREAD_TARGET)
 
 
@@ -240,7 +226,7 @@ def many_rows(data, rounds):
 
             # paired() returns rate(a) / rate(b); with one "sample" each, that
             # is time(b) / time(a): together over alone.
-            measured = paired(one, two, 1, 1, rounds)
+            measured = paired(one, two, 1, 1, rounds, warm_calls=0)
             yield result_row(("`784-30-10-mb10`", dtype, alone), measured, target, at_least=False)
 
 

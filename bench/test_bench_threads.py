@@ -28,6 +28,7 @@ from _workloads import (
     resolved_threads,
     settle,
     timed_batches,
+    warm_up,
 )
 
 from fastnet.threads import max_threads
@@ -62,9 +63,11 @@ def test_threads_train(benchmark, training, order, workload, dtype, threads):
         flops_per_sample=workload.flops_per_sample,
     )
 
-    def setup():
+    def reset():
         net.params[...] = p0
-        settle()
+
+    def setup():
+        warm_up(fastnet_epoch_slice, net, X, y, order, mb, nb, reset=reset)
 
     benchmark.pedantic(
         fastnet_epoch_slice,

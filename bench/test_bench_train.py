@@ -35,13 +35,14 @@ from _workloads import (
     PAIRED_ROUNDS,
     WORKLOADS,
     fastnet_epoch_slice,
+    hot_seconds,
     make_network,
     reference_epoch_slice,
     reference_params,
     resolved_threads,
     settle,
-    settled_seconds,
     timed_batches,
+    warm_up,
 )
 
 
@@ -94,9 +95,11 @@ def train_fastnet_slice(benchmark, net, X, y, order, workload, dtype):
     _info(benchmark, workload, dtype, "fastnet", mb * nb, resolved_threads(net), "slice")
     benchmark.extra_info["driver"] = driver
 
-    def setup():
+    def reset():
         net.params[...] = p0
-        settle()
+
+    def setup():
+        warm_up(fastnet_epoch_slice, net, X, y, order, mb, nb, reset=reset)
 
     benchmark.pedantic(
         fastnet_epoch_slice,
@@ -114,9 +117,12 @@ def train_reference_slice(benchmark, net, X, y, order, workload, dtype):
     _info(benchmark, workload, dtype, "reference", mb * nb, None, "slice")
     benchmark.extra_info["threads_note"] = "NumPy BLAS default threads"
 
+    def fresh_slice():
+        reference_epoch_slice(*reference_params(net), X, y, order, mb, nb)
+
     def setup():
+        warm_up(fresh_slice)
         weights, biases = reference_params(net)
-        settle()
         return (weights, biases, X, y, order, mb, nb), {}
 
     benchmark.pedantic(reference_epoch_slice, setup=setup, rounds=workload.rounds, warmup_rounds=1)
@@ -124,7 +130,8 @@ def train_reference_slice(benchmark, net, X, y, order, workload, dtype):
 
 def train_paired_slices(benchmark, net, X, y, order, workload, dtype):
     """Each round: fastnet's slice, then the reference's, from the same weights,
-    each after the settling pause; their seconds go to ``extra_info``
+    each after the settling pause and warm-up calls of its own
+    (``_workloads.hot_seconds``); their seconds go to ``extra_info``
     (``fastnet_seconds``, ``reference_seconds``, warm-up round dropped)."""
     p0 = net.params.copy()
     mb = workload.mini_batch
@@ -134,15 +141,26 @@ def train_paired_slices(benchmark, net, X, y, order, workload, dtype):
     _info(benchmark, workload, dtype, "paired", mb * nb_fast, resolved_threads(net), "slice")
     benchmark.extra_info["reference_samples"] = mb * nb_ref
     seconds = {"fastnet": [], "reference": []}
+    weights, biases = reference_params(net)
+    w0, b0 = [v.copy() for v in weights], [v.copy() for v in biases]
+
+    def reset_fastnet():
+        net.params[...] = p0
+
+    def reset_reference():
+        for v, v0 in zip(weights + biases, w0 + b0, strict=True):
+            v[...] = v0
 
     def one_pair():
-        net.params[...] = p0
-        weights, biases = reference_params(net)
         seconds["fastnet"].append(
-            settled_seconds(fastnet_epoch_slice, net, X, y, order, mb, nb_fast)
+            hot_seconds(fastnet_epoch_slice, net, X, y, order, mb, nb_fast, reset=reset_fastnet)
         )
         seconds["reference"].append(
-            settled_seconds(reference_epoch_slice, weights, biases, X, y, order, mb, nb_ref)
+            hot_seconds(
+                reference_epoch_slice,
+                *(weights, biases, X, y, order, mb, nb_ref),
+                reset=reset_reference,
+            )
         )
 
     benchmark.pedantic(one_pair, rounds=PAIRED_ROUNDS, warmup_rounds=1)
