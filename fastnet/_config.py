@@ -140,7 +140,9 @@ DENSE_ROW_BLOCK = 50
 #: [784, 256, 128, 10] 11-27% at stop 22.
 DENSE_TRANSPOSE_MAX = 4096
 
-#: Number of fixed chunks an evaluation pass (accuracy, cost) is split into;
+#: Number of fixed chunks an evaluation pass (accuracy, cost) is split into
+#: by the loop kernels, and the most the dense evaluation uses (it takes
+#: fewer, larger ones for fewer rows: fastnet.kernels.dense.eval_chunks);
 #: partial sums are combined in chunk order, independent of the thread count.
 EVAL_CHUNKS = 64
 
@@ -301,7 +303,13 @@ DENSE_SMALL_MIN_WORK = 1_400_000
 #: 53.16 / 52.94 (320-row chunks: between the two). Earlier (one product
 #: per chunk of 157 rows, ms with rows 64 / 128 / 256): [784,30,10] float32
 #: 29.9 / 23.9 / 15.0, [784,100,10] 29.9 / 24.9 / 22.5, [784,256,128,10]
-#: 74.6 / 61.3 / 59.5 on the AMD host.
+#: 74.6 / 61.3 / 59.5 on the AMD host. Raising it also moved networks of
+#: 313-780 weights from the loop evaluation to the dense one: `accuracy()` on
+#: 10,000 random rows (half zeros), hot, ms, loop (256) / dense (640):
+#: [20,25,10] float32 1.54-1.58 / 0.78-0.79, float64 2.20-2.38 / 1.43-1.50;
+#: [40,10,10] 1.73-1.76 / 0.62-0.64, 2.12-2.17 / 1.03-1.05; [64,8,4]
+#: 1.57 / 0.48-0.51, 1.76 / 0.74-0.78 (/work/exp/s24/toy_eval.py, two
+#: processes each).
 DENSE_EVAL_ROWS = 640
 
 #: Rows per product of the dense evaluation when a float64 network reads
