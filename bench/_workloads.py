@@ -53,15 +53,6 @@ def settle() -> None:
     time.sleep(SETTLE_S)
 
 
-def settled_seconds(fn, *args) -> float:
-    """Seconds of ``fn(*args)``, timed after :func:`settle` (for the paired
-    rounds, which time two sides inside one round themselves)."""
-    settle()
-    t = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t
-
-
 #: Untimed calls before each timed "hot" call (:func:`warm_up`): the
 #: training slices, and the hot evaluation rows of bench/paired.py. After
 #: :func:`settle`'s pause this host's scheduler often runs both of fastnet's
@@ -90,7 +81,8 @@ def warm_up(fn, *args, reset=None, warm_calls=WARM_CALLS) -> None:
 
 def hot_seconds(fn, *args, reset=None, warm_calls=WARM_CALLS) -> float:
     """Seconds of ``fn(*args)`` right after :func:`warm_up`; with
-    ``warm_calls=0``, after the pause alone (:func:`settled_seconds`)."""
+    ``warm_calls=0``, after the pause alone (for the paired rounds, which
+    time two sides inside one round themselves)."""
     warm_up(fn, *args, reset=reset, warm_calls=warm_calls)
     t = time.perf_counter()
     fn(*args)
