@@ -50,6 +50,17 @@ NONZERO_GROUP = 16
 #: input blocks are cut (fastnet.kernels.dense.balance_inputs_).
 COUNT_CHUNKS = 8
 
+#: Non-zero indexes kept between calls (fastnet.workspace.data_index): a
+#: training set and an evaluation set, for two networks or two data sets at
+#: once. Each costs about 40% of its data's memory on MNIST in float32
+#: (non-zeros' columns and values), for as long as the data lives.
+INDEX_CACHE_ENTRIES = 4
+
+#: Fixed runs of rows checked in parallel when a kept index is compared with
+#: its data (fastnet.kernels.mlp.index_mismatches): a zeroed row of scratch
+#: each, enough runs for the cores to share the pass.
+INDEX_CHECK_CHUNKS = 16
+
 #: Samples per gradient chunk. A mini-batch is split into fixed chunks of this
 #: many samples; each chunk sums its own gradient and the chunk sums are added in
 #: chunk order. The split does not depend on the thread count, so neither do the

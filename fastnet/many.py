@@ -30,7 +30,7 @@ from fastnet.network import (
     use_dense,
 )
 from fastnet.threads import resolve_threads
-from fastnet.workspace import input_blocks, nonzero_index, train_pool_size
+from fastnet.workspace import data_index, train_pool_size
 
 
 def _per_network(value, k, name, check):
@@ -143,8 +143,8 @@ def train_many(
         raise ValueError("evaluation_data is required when an evaluation monitor is set")
     if evaluation_data is not None:
         Xe, ye = first._data(evaluation_data, "evaluation_data")
-        eval_index = nonzero_index(Xe)
-    train_index = nonzero_index(X)
+        eval_index = data_index(Xe)[0]
+    train_index, blocks = data_index(X, blocks_share=block_share("serial"))
     for net in nets:
         if net._symmetric and len(net.sizes) > 2:
             warnings.warn(
@@ -215,8 +215,7 @@ def train_many(
         )
         for net, m, e, lm in zip(nets, mbs, etas, lmbdas, strict=True)
     ]
-    # Each network runs the fused step on one thread.
-    blocks = input_blocks(*train_index[:2], X.shape[1], block_share("serial"))
+    # Each network runs the fused step on one thread (its blocks: above).
     args = (tables, t_off, hidden, output, cost, X, y, *train_index, *blocks)
     sync = np.zeros(SYNC_SIZE, np.int64)
     rest = (orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off, schedule, threads, sync)

@@ -45,7 +45,7 @@ from fastnet.workspace import (
     DenseWorkspace,
     EvalWorkspace,
     TrainWorkspace,
-    input_blocks,
+    data_index,
     loop_data,
     no_index,
     nonzero_index,
@@ -331,7 +331,7 @@ class Network:
             *self._codes,
             loop_data(X, self.dtype),
             y,
-            *(nonzero_index(X, self.dtype) if index is None else index),
+            *(data_index(X, self.dtype)[0] if index is None else index),
             ws.zs,
             ws.acts,
             ws.cost_parts,
@@ -584,12 +584,14 @@ class Network:
         # X, so skip building an index for the evaluation data then.
         loop_eval = self._eval_ws.dense_zs.shape[0] == 0
         dt = self.dtype
-        train_index = nonzero_index(X, dt, argname="training_data")
         # The drivers also read where each sample's non-zeros cross the input
-        # blocks: found once per call, like the index.
-        blocks = input_blocks(*train_index[:2], self.sizes[0], block_share(kernel_name))
+        # blocks. Both are kept for the next call on the same data, which
+        # only checks that the data did not change.
+        train_index, blocks = data_index(
+            X, dt, "training_data", blocks_share=block_share(kernel_name)
+        )
         if evaluation_data is not None:
-            eval_index = nonzero_index(Xe, dt) if loop_eval else no_index(Xe, dt)
+            eval_index = data_index(Xe, dt)[0] if loop_eval else no_index(Xe, dt)
         last_good = self.params.copy()
 
         header = self._header(

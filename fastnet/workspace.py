@@ -3,6 +3,10 @@ by every mini-batch and every epoch."""
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+
 import numpy as np
 
 from fastnet._config import (
@@ -12,12 +16,20 @@ from fastnet._config import (
     DENSE_ROW_BLOCK,
     EVAL_CHUNKS,
     GRAD_CHUNK,
+    INDEX_CACHE_ENTRIES,
+    INDEX_CHECK_CHUNKS,
     INPUT_BLOCKS,
 )
 from fastnet._validation import reject_nonfinite
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.dense import balance_inputs_, sample_bounds_, transposed_size
-from fastnet.kernels.mlp import batch_width, n_chunks, nonzero_index_, row_nonzeros_
+from fastnet.kernels.mlp import (
+    batch_width,
+    index_mismatches,
+    n_chunks,
+    nonzero_index_,
+    row_nonzeros_,
+)
 from fastnet.kernels.rows import padded_columns
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
@@ -238,6 +250,159 @@ class EvalWorkspace:
         self.claims = np.zeros(1, np.int64)
 
 
+class _CachedIndex:
+    """A data array's non-zero index and the input blocks found for it (one
+    entry of :func:`data_index`'s cache). The arrays are never written
+    after they are built: a network training on them in another thread
+    keeps reading the same values."""
+
+    __slots__ = ("index", "finite", "blocks", "owner")
+
+    def __init__(self, index, finite, owner):
+        self.index = index
+        self.finite = finite
+        self.blocks = {}
+        self.owner = owner
+
+
+_INDEX_CACHE: OrderedDict = OrderedDict()
+_INDEX_LOCK = threading.Lock()
+_INDEX_STATS = {"hits": 0, "misses": 0, "stale": 0}
+#: Per key, the finalizer that drops its entry when the memory's owner is freed.
+_INDEX_FINALIZERS: dict = {}
+
+
+def _memory_owner(X):
+    """The array that owns `X`'s memory (`X` itself if it owns it): the
+    cache entry lives as long as that array, so a view made anew for each
+    call still finds its entry."""
+    owner = X
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    return owner
+
+
+def _index_key(X, dtype):
+    return (
+        X.__array_interface__["data"][0],
+        X.shape,
+        X.strides,
+        X.dtype.str,
+        np.dtype(X.dtype if dtype is None else dtype).str,
+    )
+
+
+def _forget(key):
+    with _INDEX_LOCK:
+        _INDEX_CACHE.pop(key, None)
+        _INDEX_FINALIZERS.pop(key, None)
+
+
+def data_index(X, dtype=None, argname=None, *, blocks_share=False):
+    """:func:`nonzero_index` of `X`, kept between calls: a later call on the
+    same array checks that `X` still holds exactly what the index was built
+    from (:func:`fastnet.kernels.mlp.index_mismatches`, one pass) and
+    reuses it, else builds it anew. With `blocks_share`, also the
+    :func:`input_blocks` for that share, kept with the index.
+
+    Repeated ``Network.train`` calls on the same data (a training loop of
+    one epoch per call, ``partial_fit``, several networks on one data set)
+    then pay the check instead of the build: on MNIST's 50,000 training
+    images 18 ms against 60-180 ms for the index and 10-20 ms for the blocks
+    (most of it first writes to freshly allocated memory), while one epoch
+    of the book's network takes about 45 ms.
+
+    An entry is found by the memory `X` reads (address, shape, strides,
+    dtypes), dropped when the array owning that memory is freed, and the
+    cache keeps INDEX_CACHE_ENTRIES entries at most, the least recently
+    used going first. Correctness never rests on the key: whatever changed
+    in `X` (in place or not), the check sees it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_in)
+    dtype : numpy dtype, optional
+        Of the index's values; default `X`'s.
+    argname : str, optional
+        As in :func:`nonzero_index` (NaN or infinite entries raise).
+    blocks_share : float, None or False
+        False: no blocks. Else the first block's share, as in
+        :func:`input_blocks` (None: even blocks).
+
+    Returns
+    -------
+    index : tuple
+        ``(indptr, indices, values)``; do not write to them.
+    blocks : tuple or None
+        ``(cuts, bounds)`` when `blocks_share` is not False.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 2.0], [3.0, 4.0]])
+    >>> index, _ = data_index(X)
+    >>> data_index(X)[0] is index
+    True
+    >>> X[0, 0] = 1.0                     # changed in place: built anew
+    >>> data_index(X)[0][1].tolist()
+    [0, 1, 0, 1]
+    """
+    key = _index_key(X, dtype)
+    owner = _memory_owner(X)
+    with _INDEX_LOCK:
+        entry = _INDEX_CACHE.get(key)
+        if entry is not None:
+            _INDEX_CACHE.move_to_end(key)
+    known = entry is not None and entry.owner() is owner
+    fresh = not known
+    if known:
+        indptr, indices, values = entry.index
+        scratch = np.zeros((INDEX_CHECK_CHUNKS, X.shape[1]), values.dtype)
+        fresh = index_mismatches(X, indptr, indices, values, scratch) != 0
+        if not fresh and not entry.finite and argname is not None:
+            reject_nonfinite(X, argname)
+    if fresh:
+        entry = _CachedIndex(*_build_index(X, dtype, argname), weakref.ref(owner))
+    with _INDEX_LOCK:
+        if fresh:
+            done = _INDEX_FINALIZERS.get(key)
+            if done is None or not done.alive:
+                _INDEX_FINALIZERS[key] = weakref.finalize(owner, _forget, key)
+            _INDEX_STATS["misses"] += 1
+            _INDEX_CACHE[key] = entry
+            _INDEX_CACHE.move_to_end(key)
+            while len(_INDEX_CACHE) > INDEX_CACHE_ENTRIES:
+                _INDEX_CACHE.popitem(last=False)
+        if known:
+            _INDEX_STATS["stale" if fresh else "hits"] += 1
+    if blocks_share is False:
+        return entry.index, None
+    blocks = entry.blocks.get(blocks_share)
+    if blocks is None:
+        indptr, indices, _ = entry.index
+        blocks = entry.blocks.setdefault(
+            blocks_share, input_blocks(indptr, indices, X.shape[1], blocks_share)
+        )
+    return entry.index, blocks
+
+
+def index_cache_info() -> dict:
+    """Counts of :func:`data_index` calls since the process started (or
+    :func:`clear_index_cache`): ``hits`` (checked and reused), ``stale``
+    (checked, `X` had changed), ``misses`` (built; includes the stale ones)
+    and the ``entries`` kept now."""
+    with _INDEX_LOCK:
+        return {**_INDEX_STATS, "entries": len(_INDEX_CACHE)}
+
+
+def clear_index_cache() -> None:
+    """Forget every kept index (their memory is freed once no network is
+    training on them) and reset :func:`index_cache_info`."""
+    with _INDEX_LOCK:
+        _INDEX_CACHE.clear()
+        for k in _INDEX_STATS:
+            _INDEX_STATS[k] = 0
+
+
 def no_index(X, dtype=None):
     """Stands in for `X`'s non-zero index where no kernel reads it (the dense
     driver, dense evaluation): empty arrays typed as :func:`nonzero_index`
@@ -291,15 +456,23 @@ def nonzero_index(X, dtype=None, argname=None):
     >>> nonzero_index(np.array([[0.0, 2.0], [3.0, 4.0]]))
     (array([0, 1, 3]), array([1, 0, 1], dtype=int32), array([2., 3., 4.]))
     """
+    index, finite = _build_index(X, dtype, argname)
+    return index
+
+
+def _build_index(X, dtype, argname):
+    """:func:`nonzero_index`, and whether `X` is all finite (when `argname`
+    is None; else non-finite entries raise)."""
     counts = np.empty(X.shape[0], np.int64)
-    if row_nonzeros_(X, counts) and argname is not None:
+    finite = row_nonzeros_(X, counts) == 0
+    if not finite and argname is not None:
         reject_nonfinite(X, argname)
     indptr = np.zeros(X.shape[0] + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int32)
     values = np.empty(indptr[-1], X.dtype if dtype is None else dtype)
     nonzero_index_(X, indptr, indices, values)
-    return indptr, indices, values
+    return (indptr, indices, values), finite
 
 
 def train_pool_size(layout: Layout, mini_batch: int, dtype) -> int:

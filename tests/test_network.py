@@ -519,6 +519,57 @@ def test_non_contiguous_inputs_match_contiguous_copy(X, y):
     assert net.total_cost((X, y), 0.5) == net.total_cost((Xc, y), 0.5)
 
 
+@pytest.mark.parametrize(
+    "sizes,mini_batch",
+    [(SIZES, 7), ([200, 30, 10], 10), ([200, 30, 10], 40)],
+    ids=["serial", "fused", "dense"],
+)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_data_changed_in_place_between_calls_is_trained_on_as_it_is_now(
+    request, sizes, mini_batch, dtype
+):
+    # The non-zero index is kept between calls on the same array: a call
+    # after the array changed must train on the new values, and a call on
+    # unchanged data must train as on a fresh copy.
+    X, y = synthetic(n=90, sizes=sizes, seed=4)
+    X[X < 0.6] = 0
+    Xe, ye = synthetic(n=30, sizes=sizes, seed=5)
+    kept, fresh = Network(sizes, seed=3, dtype=dtype), Network(sizes, seed=3, dtype=dtype)
+    changes = [
+        lambda X: None,  # unchanged: the kept index is reused
+        lambda X: X.__setitem__((slice(None), 1), 0.25),  # zeros made non-zero
+        lambda X: X.__setitem__(X > 0.9, 0.0),  # non-zeros made zero
+        lambda X: X.__imul__(0.5),  # same zeros, other values
+    ]
+    for change in changes:
+        change(X)
+        histories = [
+            net.train(
+                (data, y),
+                1,
+                mini_batch,
+                0.5,
+                0.1,
+                evaluation_data=(Xe, ye),
+                monitor_evaluation_accuracy=True,
+            )
+            for net, data in ((kept, X), (fresh, X.copy()))
+        ]
+        assert kept.params.tobytes() == fresh.params.tobytes()
+        assert histories[0].evaluation_accuracy == histories[1].evaluation_accuracy
+    kernel = histories[0].header["kernel"]
+    assert kernel == "dense" if "dense" in request.node.name else kernel != "dense"
+
+
+def test_data_that_turned_non_finite_is_refused_on_the_next_call(data):
+    X, y = data[0].copy(), data[1]
+    net = Network(SIZES, seed=0)
+    net.train((X, y), 1, 5, 0.1)
+    X[4, 2] = np.nan
+    with pytest.raises(ValueError, match="training_data"):
+        net.train((X, y), 1, 5, 0.1)
+
+
 # ------------------------------------------------------------ divergence
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -9,16 +11,20 @@ from fastnet._config import (
     DENSE_FIRST_BLOCK_SHARE,
     DENSE_ROW_BLOCK,
     FIRST_BLOCK_SHARE,
+    INDEX_CACHE_ENTRIES,
     INPUT_BLOCKS,
     NONZERO_GROUP,
 )
 from fastnet.kernels.codes import B_OFF, STRIDE, W_OFF
+from fastnet.kernels.mlp import index_mismatches
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
 from fastnet.workspace import (
     DenseWorkspace,
     TrainWorkspace,
+    data_index,
     dense_row_block,
+    index_cache_info,
     input_blocks,
     no_index,
     nonzero_index,
@@ -146,3 +152,108 @@ def test_nonzero_index_names_the_argument_of_non_finite_data(bad):
     indptr, indices, values = nonzero_index(X)
     assert indptr.tolist() == [0, 1, 3] and indices.tolist() == [1, 0, 1]
     np.testing.assert_array_equal(values, [1.0, 2.0, bad])
+
+
+def sparse_rows(rng, shape, dtype):
+    X = rng.random(shape).astype(dtype)
+    X[X < 0.7] = 0
+    X[3] = 0  # an empty row
+    return X
+
+
+def rows_unlike(X, index):
+    """Rows of `X` whose naive index differs from the rows of `index`."""
+    indptr, indices, values = index
+    want_ptr, want_idx, want_val = naive_index(X)
+    bad = 0
+    for i in range(len(X)):
+        got = slice(indptr[i], indptr[i + 1])
+        want = slice(want_ptr[i], want_ptr[i + 1])
+        same = np.array_equal(indices[got], want_idx[want]) and np.array_equal(
+            values[got], want_val[want].astype(values.dtype)
+        )
+        bad += not same
+    return bad
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3, 16, 80])
+@pytest.mark.parametrize(
+    "x_dtype,v_dtype",
+    [(np.float32, np.float32), (np.float64, np.float64), (np.float32, np.float64)],
+)
+def test_index_mismatches_counts_the_rows_that_changed(x_dtype, v_dtype, n_chunks):
+    rng = np.random.default_rng(5)
+    X = sparse_rows(rng, (60, 37), x_dtype)
+    index = nonzero_index(X, v_dtype)
+    scratch = np.zeros((n_chunks, 37), v_dtype)
+    assert index_mismatches(X, *index, scratch) == 0
+    X[0, 1] = X[0, 1] + 1  # a value changed (or a zero made non-zero)
+    X[3, 36] = 0.25  # a non-zero in the empty row
+    nz = np.flatnonzero(X[5])
+    X[5, nz[0]] = 0  # a non-zero made zero
+    X[7] = np.where(X[7] == 0, -0.0, X[7])  # -0.0 is a zero: no change
+    X[9, 0] = np.nan  # never equal
+    assert index_mismatches(X, *index, scratch) == rows_unlike(X, index) == 4
+    assert not scratch.any()  # zero again for the next call
+
+
+def test_data_index_reuses_a_checked_index_and_rebuilds_a_changed_one():
+    rng = np.random.default_rng(6)
+    X = sparse_rows(rng, (40, 12), np.float32)
+    before = index_cache_info()
+    index, none = data_index(X, np.float64)
+    assert none is None
+    want = nonzero_index(X, np.float64)
+    assert all(np.array_equal(a, b) for a, b in zip(index, want, strict=True))
+    again, _ = data_index(X, np.float64)
+    view, _ = data_index(X[:], np.float64)  # a new view of the same memory
+    assert again is index and view is index
+    other, _ = data_index(X.copy(), np.float64)  # same values, other memory
+    assert other is not index
+    X[2, 2] = 7.0  # in place: the next call sees it
+    changed, _ = data_index(X, np.float64)
+    assert changed is not index
+    want = nonzero_index(X, np.float64)
+    assert all(np.array_equal(a, b) for a, b in zip(changed, want, strict=True))
+    after = index_cache_info()
+    assert after["hits"] - before["hits"] == 2
+    assert after["stale"] - before["stale"] == 1
+    assert after["misses"] - before["misses"] == 3
+    assert after["entries"] <= INDEX_CACHE_ENTRIES
+
+
+def test_data_index_checks_finite_data_when_named():
+    X = np.array([[0.0, 1.0], [2.0, 0.0]])
+    data_index(X)
+    X[1, 1] = np.nan
+    with pytest.raises(ValueError, match="training_data: X contains NaN or infinite"):
+        data_index(X, argname="training_data")
+    # Kept without a name (an evaluation does not check), then asked for
+    # with one: still refused.
+    data_index(X)
+    with pytest.raises(ValueError, match="training_data: X contains NaN or infinite"):
+        data_index(X, argname="training_data")
+
+
+def test_data_index_keeps_the_blocks_of_each_share():
+    rng = np.random.default_rng(7)
+    X = sparse_rows(rng, (30, 20), np.float64)
+    index, blocks = data_index(X, blocks_share=0.53)
+    _, same = data_index(X, blocks_share=0.53)
+    _, even = data_index(X, blocks_share=None)
+    assert same is blocks
+    for got, want in zip(blocks, input_blocks(*index[:2], 20, 0.53), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(even, input_blocks(*index[:2], 20), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_data_index_entries_go_with_their_data():
+    rng = np.random.default_rng(8)
+    kept = [sparse_rows(rng, (10, 6), np.float32) for _ in range(INDEX_CACHE_ENTRIES + 2)]
+    for X in kept:
+        data_index(X)
+    assert index_cache_info()["entries"] == INDEX_CACHE_ENTRIES  # the oldest went first
+    del X, kept
+    gc.collect()
+    assert index_cache_info()["entries"] == 0  # every entry was one of them

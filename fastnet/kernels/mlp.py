@@ -158,6 +158,71 @@ def nonzero_index_(X, indptr, indices, values):
 
 
 @njit(**PARALLEL_OPTIONS)
+def index_mismatches(X, indptr, indices, values, scratch):
+    """Number of rows of `X` that the non-zero index does not reproduce
+    exactly (0: the index is `X`'s, as :func:`nonzero_index_` would build it
+    now).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_in)
+    indptr, indices, values : ndarray
+        A non-zero index of `n` rows (:func:`nonzero_index_`), columns below
+        `n_in`; `values` may be wider than `X` (float32 data, float64
+        values: the comparison is exact).
+    scratch : ndarray, shape (n_chunks, n_in), dtype of `values`
+        One row per fixed run of `X`'s rows, checked in parallel; must be
+        all zero on entry, and is all zero again on return.
+
+    Returns
+    -------
+    int
+
+    Notes
+    -----
+    Each row's indexed values are scattered into a zero row, compared with
+    the row of `X` whole (one vectorized pass, no branch per entry), then
+    set back to zero. A NaN in `X` never compares equal, so data that became
+    non-finite counts as changed. On MNIST's 50,000 training images 18 ms
+    on 2 threads, against 40 ms walking each row's non-zeros beside the index
+    and 60-180 ms to build the index anew (a count, a fill into freshly
+    allocated arrays, the input blocks; /work/exp/s25/verify*.py, 2026-12-02).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 2.0], [3.0, 0.0]])
+    >>> index = (np.array([0, 1, 2]), np.array([1, 0], np.int32), np.array([2.0, 3.0]))
+    >>> scratch = np.zeros((2, 2))
+    >>> int(index_mismatches(X, *index, scratch))
+    0
+    >>> X[1, 1] = 5.0
+    >>> int(index_mismatches(X, *index, scratch))
+    1
+    """
+    n, n_in = X.shape
+    n_chunks = scratch.shape[0]
+    bad = 0
+    for c in prange(n_chunks):
+        row_buf = scratch[c]
+        chunk_bad = 0
+        for i in range((c * n) // n_chunks, ((c + 1) * n) // n_chunks):
+            lo = indptr[i]
+            hi = indptr[i + 1]
+            for q in range(lo, hi):
+                row_buf[indices[q]] = values[q]
+            row = X[i]
+            diff = 0
+            for k in range(n_in):
+                diff += row[k] != row_buf[k]
+            for q in range(lo, hi):
+                row_buf[indices[q]] = 0
+            chunk_bad += diff != 0
+        bad += chunk_bad
+    return bad
+
+
+@njit(**PARALLEL_OPTIONS)
 def all_finite(X):
     """True if no entry of the 2-D array `X` is NaN or infinite."""
     bad = 0
