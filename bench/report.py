@@ -270,8 +270,10 @@ def train_section(benchmarks, cpu):
             "",
             "`train(data, 1, ...)` timed as a whole (one epoch of 50,000 samples); "
             "epoch loop s is the epoch's own `seconds` in its history (the compiled loop "
-            "alone), the rest is per-call work (validating the data, building kernel "
-            "inputs, the compile/cache check), paid once per `train` call, not per epoch.",
+            "alone), the rest is per-call work (validating the data, the compile/cache "
+            "check, and the data's non-zero index: built on the first call, checked "
+            "against the data on later calls on the same array), paid once per `train` "
+            "call, not per epoch.",
         ]
     return "\n".join(out)
 
