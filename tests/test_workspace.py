@@ -22,6 +22,7 @@ from fastnet.layout import Layout
 from fastnet.workspace import (
     DenseWorkspace,
     TrainWorkspace,
+    clear_index_cache,
     data_index,
     dense_row_block,
     index_cache_info,
@@ -257,3 +258,15 @@ def test_data_index_entries_go_with_their_data():
     del X, kept
     gc.collect()
     assert index_cache_info()["entries"] == 0  # every entry was one of them
+
+
+def test_clear_index_cache_forgets_every_index_and_the_counts():
+    X = np.array([[0.0, 1.0], [2.0, 0.0]])
+    first, _ = data_index(X)
+    data_index(X)
+    clear_index_cache()
+    assert index_cache_info() == {"hits": 0, "misses": 0, "stale": 0, "entries": 0}
+    again, _ = data_index(X)  # built anew, equal
+    assert again is not first
+    assert all(np.array_equal(a, b) for a, b in zip(again, first, strict=True))
+    assert index_cache_info()["misses"] == 1
