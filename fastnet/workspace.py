@@ -456,8 +456,7 @@ def nonzero_index(X, dtype=None, argname=None):
     >>> nonzero_index(np.array([[0.0, 2.0], [3.0, 4.0]]))
     (array([0, 1, 3]), array([1, 0, 1], dtype=int32), array([2., 3., 4.]))
     """
-    index, finite = _build_index(X, dtype, argname)
-    return index
+    return _build_index(X, dtype, argname)[0]
 
 
 def _build_index(X, dtype, argname):
