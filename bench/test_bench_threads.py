@@ -1,7 +1,9 @@
 """Thread scaling: fastnet with 1 thread and with every core, same run.
 
 Groups ``threads-train-<workload>-<dtype>`` (the mini-batch 100 and the big
-workload, slices as in test_bench_train.py) and
+workload, slices as in test_bench_train.py; besides the two benchmarks, a
+``paired`` one times both thread counts in every round, on whose median
+ratio the target is judged, as the training targets are on theirs) and
 ``threads-eval-<net>-<dtype>`` / ``threads-eval-hot-<net>-<dtype>``
 (``net._evaluate`` over the 10,000 validation images, each call after a pause
 or back to back, see ``_workloads.EVAL_STARTS``). The thread count is the
@@ -14,16 +16,19 @@ uses the serial driver, and so does the timed slice.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from _workloads import (
     DTYPES,
     EVAL_KINDS,
     EVAL_STARTS,
+    PAIRED_ROUNDS,
     THREAD_EVAL_SIZES,
     THREAD_WORKLOADS,
     eval_info,
     fastnet_epoch_slice,
     fastnet_evaluator,
+    hot_seconds,
     make_network,
     resolved_threads,
     settle,
@@ -76,6 +81,55 @@ def test_threads_train(benchmark, training, order, workload, dtype, threads):
         rounds=workload.rounds,
         warmup_rounds=1,
     )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("workload", THREAD_WORKLOADS, ids=str)
+def test_threads_train_paired(benchmark, training, order, workload, dtype):
+    """Each round: the slice on one thread, then on every thread, from the
+    same weights, each hot (``_workloads.hot_seconds``); their seconds go to
+    ``extra_info`` (``one_thread_seconds``, ``all_threads_seconds``, warm-up
+    round dropped). A slow spell of the host lasting seconds then falls on
+    both sides of a round's ratio instead of on one of the two benchmarks
+    above."""
+    X, y = training(dtype)
+    nets = {label: make_network(workload.sizes, dtype, n_threads=n) for label, n in THREADS.items()}
+    p0 = nets["1"].params.copy()
+    assert np.array_equal(p0, nets["all"].params)
+    mb, nb = workload.mini_batch, timed_batches(benchmark, workload.fastnet_batches)
+    driver = fastnet_epoch_slice(nets["all"], X, y, order, mb, 0)
+    fastnet_epoch_slice(nets["1"], X, y, order, mb, 0)
+    benchmark.group = f"threads-train-{workload.name}-{dtype}"
+    benchmark.extra_info.update(
+        kind="threads-train",
+        impl="fastnet",
+        mode="paired",
+        driver=driver,
+        workload=workload.name,
+        sizes=list(workload.sizes),
+        mini_batch=mb,
+        dtype=dtype,
+        samples=mb * nb,
+        n_threads=resolved_threads(nets["all"]),
+        threads_label="paired",
+        max_threads=max_threads(),
+        flops_per_sample=workload.flops_per_sample,
+    )
+    seconds = {label: [] for label in THREADS}
+
+    def one_pair():
+        for label, net in nets.items():
+
+            def reset(net=net):
+                net.params[...] = p0
+
+            seconds[label].append(
+                hot_seconds(fastnet_epoch_slice, net, X, y, order, mb, nb, reset=reset)
+            )
+
+    benchmark.pedantic(one_pair, rounds=PAIRED_ROUNDS, warmup_rounds=1)
+    benchmark.extra_info["one_thread_seconds"] = seconds["1"][1:]
+    benchmark.extra_info["all_threads_seconds"] = seconds["all"][1:]
 
 
 @pytest.mark.parametrize("start", EVAL_STARTS)
