@@ -41,6 +41,29 @@ from fastnet.threads import max_threads
 THREADS = {"1": 1, "all": None}
 
 
+def train_info(benchmark, workload, dtype, samples, driver, net, label, mode):
+    """Group and ``extra_info`` of a training thread benchmark: `label` is
+    the thread count's (``"1"``, ``"all"``) or ``"paired"``; `net` runs on
+    the thread count the report shows."""
+    benchmark.group = f"threads-train-{workload.name}-{dtype}"
+    benchmark.extra_info.update(
+        kind="threads-train",
+        impl="fastnet",
+        mode=mode,
+        driver=driver,
+        workload=workload.name,
+        sizes=list(workload.sizes),
+        mini_batch=workload.mini_batch,
+        dtype=dtype,
+        samples=samples,
+        n_threads=resolved_threads(net),
+        threads_label=label,
+        max_threads=max_threads(),
+        # ~2*3*n_weights: forward + backward + weight gradient (see _workloads).
+        flops_per_sample=workload.flops_per_sample,
+    )
+
+
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("workload", THREAD_WORKLOADS, ids=str)
@@ -50,23 +73,7 @@ def test_threads_train(benchmark, training, order, workload, dtype, threads):
     p0 = net.params.copy()
     mb, nb = workload.mini_batch, timed_batches(benchmark, workload.fastnet_batches)
     driver = fastnet_epoch_slice(net, X, y, order, mb, 0)
-    benchmark.group = f"threads-train-{workload.name}-{dtype}"
-    benchmark.extra_info.update(
-        kind="threads-train",
-        impl="fastnet",
-        mode="slice",
-        driver=driver,
-        workload=workload.name,
-        sizes=list(workload.sizes),
-        mini_batch=mb,
-        dtype=dtype,
-        samples=mb * nb,
-        n_threads=resolved_threads(net),
-        threads_label=threads,
-        max_threads=max_threads(),
-        # ~2*3*n_weights: forward + backward + weight gradient (see _workloads).
-        flops_per_sample=workload.flops_per_sample,
-    )
+    train_info(benchmark, workload, dtype, mb * nb, driver, net, threads, "slice")
 
     def reset():
         net.params[...] = p0
@@ -99,22 +106,7 @@ def test_threads_train_paired(benchmark, training, order, workload, dtype):
     mb, nb = workload.mini_batch, timed_batches(benchmark, workload.fastnet_batches)
     driver = fastnet_epoch_slice(nets["all"], X, y, order, mb, 0)
     fastnet_epoch_slice(nets["1"], X, y, order, mb, 0)
-    benchmark.group = f"threads-train-{workload.name}-{dtype}"
-    benchmark.extra_info.update(
-        kind="threads-train",
-        impl="fastnet",
-        mode="paired",
-        driver=driver,
-        workload=workload.name,
-        sizes=list(workload.sizes),
-        mini_batch=mb,
-        dtype=dtype,
-        samples=mb * nb,
-        n_threads=resolved_threads(nets["all"]),
-        threads_label="paired",
-        max_threads=max_threads(),
-        flops_per_sample=workload.flops_per_sample,
-    )
+    train_info(benchmark, workload, dtype, mb * nb, driver, nets["all"], "paired", "paired")
     seconds = {label: [] for label in THREADS}
 
     def one_pair():
