@@ -55,7 +55,14 @@ def check_number(value, argname: str, *, low=None, low_open=False, integer=False
 
 
 def check_data(
-    data, argname: str, n_in: int, n_out: int, dtype: np.dtype, also=(), check_finite=True
+    data,
+    argname: str,
+    n_in: int,
+    n_out: int,
+    dtype: np.dtype,
+    also=(),
+    check_finite=True,
+    copy_readonly=True,
 ):
     """Validate ``(X, y)`` and return them ready for the kernels.
 
@@ -76,11 +83,15 @@ def check_data(
         Reject NaN and infinite inputs here. Evaluation passes False and lets
         its kernel flag them (:func:`fastnet.kernels.mlp.evaluate`), saving a
         pass over `X`; it then calls :func:`reject_nonfinite` itself.
+    copy_readonly : bool
+        Copy a read-only `X` (Numba compiles read-only arrays as a type of
+        their own). Training passes False: its kernels read the data through
+        its non-zero index only.
 
     Returns
     -------
     X : ndarray of `dtype` (or of one in `also`), C-contiguous and writeable
-        (copied only if needed)
+        unless `copy_readonly` is False (copied only if needed)
     y : ndarray of int64
 
     Raises
@@ -119,7 +130,7 @@ def check_data(
             f"got values from {y.min()} to {y.max()}"
         )
     X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype in also else dtype)
-    if not X.flags.writeable:
+    if copy_readonly and not X.flags.writeable:
         # Read-only arrays are a separate Numba type: copy rather than compile again.
         X = X.copy()
     if check_finite:
@@ -130,7 +141,12 @@ def check_data(
     return X, y
 
 
+def nonfinite_error(argname: str) -> ValueError:
+    """The error for data holding NaN or infinite values, naming `argname`."""
+    return ValueError(f"{argname}: X contains NaN or infinite values")
+
+
 def reject_nonfinite(X, argname: str) -> None:
     """Raise ValueError naming `argname` if `X` holds NaN or infinite values."""
     if not all_finite(X):
-        raise ValueError(f"{argname}: X contains NaN or infinite values")
+        raise nonfinite_error(argname)

@@ -248,7 +248,7 @@ class Network:
     def _data(self, data, argname):
         return check_data(data, argname, self.sizes[0], self.sizes[-1], self.dtype)
 
-    def _kernel_data(self, data, argname, check_finite=True):
+    def _kernel_data(self, data, argname, check_finite=True, training=False):
         """:meth:`_data` for the training and evaluation kernels: a float64
         network keeps float32 `X` as it is. The dense kernels widen each
         value exactly where they read it and the loop kernels read the
@@ -256,8 +256,18 @@ class Network:
         results are the bits of converting first, without a float64 copy of
         the data (MNIST's 50,000 training images: 314 MB, and 0.6 s of the
         command's start-up, measured).
-        `check_finite`: see :func:`fastnet._validation.check_data`."""
-        also = (np.dtype(np.float32),) if self.dtype == np.float64 else ()
+        `check_finite`: see :func:`fastnet._validation.check_data`.
+
+        `training`: `X` for the SGD drivers, which read it only through its
+        non-zero index (built in the network's dtype, entry by entry as
+        converting first would, see :func:`fastnet.workspace.nonzero_index`):
+        float32 and float64 `X`, read-only or not, are kept as they are, so
+        repeated ``train`` calls on the same array find its kept index
+        (:func:`fastnet.workspace.data_index`) instead of converting or
+        copying it each time. :meth:`_eval_data` converts it if an
+        evaluation needs to."""
+        floats = (np.dtype(np.float32), np.dtype(np.float64))
+        also = floats if training else (floats[0],) if self.dtype == np.float64 else ()
         return check_data(
             data,
             argname,
@@ -266,7 +276,18 @@ class Network:
             self.dtype,
             also=also,
             check_finite=check_finite,
+            copy_readonly=not training,
         )
+
+    def _eval_data(self, X):
+        """Training data kept as it is (:meth:`_kernel_data` with
+        `training`) as the evaluation kernels take it: in the network's dtype
+        (or float32 for a float64 network) and writeable, converted or copied
+        if it is not."""
+        keep = X.dtype == self.dtype or (self.dtype == np.float64 and X.dtype == np.float32)
+        if keep and X.flags.writeable:
+            return X
+        return np.array(X, dtype=X.dtype if keep else self.dtype)
 
     def _threads(self):
         n = resolve_threads(self.n_threads)
@@ -555,7 +576,7 @@ class Network:
         lmbda = check_number(lmbda, "lmbda", low=0)
         # NaN and infinite values are found while the non-zero index is
         # built (below, before anything runs): one pass over the data less.
-        X, y = self._kernel_data(training_data, "training_data", check_finite=False)
+        X, y = self._kernel_data(training_data, "training_data", check_finite=False, training=True)
         monitors_eval = monitor_evaluation_cost or monitor_evaluation_accuracy
         if monitors_eval:
             if evaluation_data is None:
@@ -592,6 +613,8 @@ class Network:
         )
         if evaluation_data is not None:
             eval_index = data_index(Xe, dt)[0] if loop_eval else no_index(Xe, dt)
+        monitors_training = monitor_training_cost or monitor_training_accuracy
+        X_eval = self._eval_data(X) if monitors_training else X
         last_good = self.params.copy()
 
         header = self._header(
@@ -672,7 +695,7 @@ class Network:
                 self._monitor(
                     record,
                     "training",
-                    X,
+                    X_eval,
                     y,
                     train_index,
                     lmbda,

@@ -20,7 +20,7 @@ from fastnet._config import (
     INDEX_CHECK_CHUNKS,
     INPUT_BLOCKS,
 )
-from fastnet._validation import reject_nonfinite
+from fastnet._validation import nonfinite_error
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.dense import balance_inputs_, sample_bounds_, transposed_size
 from fastnet.kernels.mlp import (
@@ -359,7 +359,7 @@ def data_index(X, dtype=None, argname=None, *, blocks_share=False):
         scratch = np.zeros((INDEX_CHECK_CHUNKS, X.shape[1]), values.dtype)
         fresh = index_mismatches(X, indptr, indices, values, scratch) != 0
         if not fresh and not entry.finite and argname is not None:
-            reject_nonfinite(X, argname)
+            raise nonfinite_error(argname)
     if fresh:
         entry = _CachedIndex(*_build_index(X, dtype, argname), weakref.ref(owner))
     with _INDEX_LOCK:
@@ -414,13 +414,15 @@ def no_index(X, dtype=None):
 
 def loop_data(X, dtype):
     """`X` as the data argument of an SGD driver (serial, parallel or dense
-    epoch) or of the loop evaluation, for a network of `dtype`: `X` itself when it has that
-    dtype, else (float32 data for a float64 network) a zero-row stand-in of
-    `dtype`. Those kernels read the inputs only through the non-zero index,
-    built with values in `dtype`, so they are compiled once per network
-    dtype instead of once more for float32 data (about 30 s of a cold
-    test run, by Numba's compile timers)."""
-    if X.dtype == dtype:
+    epoch) or of the loop evaluation, for a network of `dtype`: `X` itself
+    when it has that dtype and is writeable, else (float32 data for a
+    float64 network, float64 data for a float32 one, read-only data) a
+    zero-row stand-in of `dtype`. Those kernels read the inputs only through
+    the non-zero index, built with values in `dtype`, so they are compiled
+    once per network dtype instead of once more for each kind of data
+    (about 30 s of a cold test run for float32 data, by Numba's compile
+    timers)."""
+    if X.dtype == dtype and X.flags.writeable:
         return X
     return np.zeros((0, X.shape[1]), dtype)
 
@@ -436,7 +438,11 @@ def nonzero_index(X, dtype=None, argname=None):
     ----------
     X : ndarray, shape (n, n_in)
     dtype : numpy dtype, optional
-        Of `values`; default `X`'s. Converting float32 to float64 is exact.
+        Of `values`; default `X`'s. Each entry is converted, then tested
+        for zero and for being finite, so the index is that of `X`
+        converted to `dtype` first (float32 to float64 is exact; float64 to
+        float32 rounds, an entry rounding to zero is left out, one
+        overflowing is infinite).
     argname : str, optional
         If given, NaN or infinite entries in `X` raise the validation's
         ValueError naming it: the count of non-zeros checks them in the same
@@ -462,14 +468,15 @@ def nonzero_index(X, dtype=None, argname=None):
 def _build_index(X, dtype, argname):
     """:func:`nonzero_index`, and whether `X` is all finite (when `argname`
     is None; else non-finite entries raise)."""
+    dtype = X.dtype if dtype is None else np.dtype(dtype)
     counts = np.empty(X.shape[0], np.int64)
-    finite = row_nonzeros_(X, counts) == 0
+    finite = row_nonzeros_(X, counts, np.zeros(0, dtype)) == 0
     if not finite and argname is not None:
-        reject_nonfinite(X, argname)
+        raise nonfinite_error(argname)
     indptr = np.zeros(X.shape[0] + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int32)
-    values = np.empty(indptr[-1], X.dtype if dtype is None else dtype)
+    values = np.empty(indptr[-1], dtype)
     nonzero_index_(X, indptr, indices, values)
     return (indptr, indices, values), finite
 

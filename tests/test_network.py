@@ -18,6 +18,7 @@ from fastnet._config import GRAD_CHUNK
 from fastnet._validation import check_data
 from fastnet.network import use_dense, use_parallel
 from fastnet.threads import max_threads
+from fastnet.workspace import index_cache_info
 
 SIZES = [6, 5, 3]
 N = 50
@@ -559,6 +560,39 @@ def test_data_changed_in_place_between_calls_is_trained_on_as_it_is_now(
         assert histories[0].evaluation_accuracy == histories[1].evaluation_accuracy
     kernel = histories[0].header["kernel"]
     assert kernel == "dense" if "dense" in request.node.name else kernel != "dense"
+
+
+@pytest.mark.parametrize("mini_batch", [7, 40])
+def test_float64_and_read_only_data_train_as_converted_copies_without_a_copy_per_call(mini_batch):
+    # Training keeps float64 or read-only data as it is (its kernels read the
+    # non-zero index only), so a second call finds the kept index; the bits
+    # are those of training on a float32, writeable copy.
+    sizes = [200, 30, 10]
+    X, y = synthetic(n=90, sizes=sizes, seed=6)
+    X[X < 0.6] = 0
+    X[0, :3] = [1e-50, 1 / 3, 3e-39]  # rounds to zero, rounds, subnormal
+    read_only = X.astype(np.float32)
+    read_only.flags.writeable = False
+    cases = {"float64": X, "read-only": read_only}
+    for name, data in cases.items():
+        kept = Network(sizes, seed=2, dtype="float32")
+        converted = Network(sizes, seed=2, dtype="float32")
+        before = index_cache_info()["hits"]
+        for _ in range(2):
+            histories = [
+                net.train((d, y), 1, mini_batch, 0.5, 0.1, monitor_training_accuracy=True)
+                for net, d in ((kept, data), (converted, X.astype(np.float32)))
+            ]
+            assert kept.params.tobytes() == converted.params.tobytes(), name
+            assert histories[0].training_accuracy == histories[1].training_accuracy
+        assert index_cache_info()["hits"] > before, name  # no conversion or copy per call
+
+
+def test_float64_data_that_overflows_float32_is_refused():
+    X, y = synthetic()
+    X[3, 1] = 1e39
+    with pytest.raises(ValueError, match="training_data: X contains NaN or infinite values"):
+        Network(SIZES, seed=0, dtype="float32").train((X, y), 1, 5, 0.1)
 
 
 def test_data_that_turned_non_finite_is_refused_on_the_next_call(data):

@@ -163,9 +163,10 @@ def sparse_rows(rng, shape, dtype):
 
 
 def rows_unlike(X, index):
-    """Rows of `X` whose naive index differs from the rows of `index`."""
+    """Rows of `X` whose naive index (of `X` converted to the index's dtype)
+    differs from the rows of `index`."""
     indptr, indices, values = index
-    want_ptr, want_idx, want_val = naive_index(X)
+    want_ptr, want_idx, want_val = naive_index(X.astype(values.dtype))
     bad = 0
     for i in range(len(X)):
         got = slice(indptr[i], indptr[i + 1])
@@ -180,7 +181,12 @@ def rows_unlike(X, index):
 @pytest.mark.parametrize("n_chunks", [1, 3, 16, 80])
 @pytest.mark.parametrize(
     "x_dtype,v_dtype",
-    [(np.float32, np.float32), (np.float64, np.float64), (np.float32, np.float64)],
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.float32, np.float64),
+        (np.float64, np.float32),
+    ],
 )
 def test_index_mismatches_counts_the_rows_that_changed(x_dtype, v_dtype, n_chunks):
     rng = np.random.default_rng(5)
@@ -270,3 +276,19 @@ def test_clear_index_cache_forgets_every_index_and_the_counts():
     assert again is not first
     assert all(np.array_equal(a, b) for a, b in zip(again, first, strict=True))
     assert index_cache_info()["misses"] == 1
+
+
+def test_float64_data_indexed_into_float32_is_the_index_of_the_converted_data():
+    rng = np.random.default_rng(9)
+    X = sparse_rows(rng, (40, 30), np.float64)
+    X[0, :4] = [1e-50, -1e-50, 0.1, 1 / 3]  # round to zero (left out); rounded
+    X[1, 5] = 3e-39  # a float32 subnormal: kept
+    got = nonzero_index(X, np.float32)
+    want = naive_index(X.astype(np.float32))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert got[2].dtype == np.float32
+    assert index_mismatches(X, *got, np.zeros((4, 30), np.float32)) == 0
+    X[2, 7] = 1e39  # finite in float64, infinite in float32
+    with pytest.raises(ValueError, match="training_data: X contains NaN or infinite values"):
+        nonzero_index(X, np.float32, argname="training_data")

@@ -84,17 +84,22 @@ def n_chunks(m):
 
 
 @njit(**PARALLEL_OPTIONS)
-def row_nonzeros_(X, counts):
+def row_nonzeros_(X, counts, like):
     """``counts[i] = number of non-zero entries in X[i]``, rows in parallel;
     returns the number of NaN or infinite entries of `X` (counted as
     non-zero), so that a caller building the index needs no separate pass
-    to validate the data (:func:`all_finite`)."""
+    to validate the data (:func:`all_finite`).
+
+    Each entry is tested as the index will store it, in the dtype of `like`
+    (any array): for float64 data indexed into float32 values, an entry
+    that rounds to zero is a zero and one that overflows is infinite, as if
+    the data had been converted first (the same index, so the same bits)."""
     bad = 0
     for i in prange(X.shape[0]):
         c = 0
         row_bad = 0
         for k in range(X.shape[1]):
-            x = X[i, k]
+            x = like.dtype.type(X[i, k])
             c += x != 0
             row_bad += not np.isfinite(x)
         counts[i] = c
@@ -115,8 +120,10 @@ def nonzero_index_(X, indptr, indices, values):
     indices : ndarray of int32, shape (indptr[-1],)
         Overwritten with the column of each non-zero entry, columns increasing
         within each row.
-    values : ndarray, shape (indptr[-1],), dtype of `X`
-        Overwritten with the non-zero entries themselves, beside their columns.
+    values : ndarray, shape (indptr[-1],)
+        Overwritten with the non-zero entries themselves, beside their
+        columns, in this array's dtype (`X`'s, or another: each entry is
+        converted, then tested, as :func:`row_nonzeros_` counted it).
 
     Notes
     -----
@@ -150,10 +157,11 @@ def nonzero_index_(X, indptr, indices, values):
                     # Write every column, advance only past non-zeros: no
                     # unpredictable branch on the pixel value (the guard
                     # is almost always true).
+                    x = values.dtype.type(row[k])
                     if q < end:
                         indices[q] = k
-                        values[q] = row[k]
-                    q += row[k] != 0
+                        values[q] = x
+                    q += x != 0
             k0 = k1
 
 
@@ -168,8 +176,8 @@ def index_mismatches(X, indptr, indices, values, scratch):
     X : ndarray, shape (n, n_in)
     indptr, indices, values : ndarray
         A non-zero index of `n` rows (:func:`nonzero_index_`), columns below
-        `n_in`; `values` may be wider than `X` (float32 data, float64
-        values: the comparison is exact).
+        `n_in`; `values` may have another dtype than `X`: each entry of `X`
+        is compared as the index would store it, converted to that dtype.
     scratch : ndarray, shape (n_chunks, n_in), dtype of `values`
         One row per fixed run of `X`'s rows, checked in parallel; must be
         all zero on entry, and is all zero again on return.
@@ -214,7 +222,7 @@ def index_mismatches(X, indptr, indices, values, scratch):
             row = X[i]
             diff = 0
             for k in range(n_in):
-                diff += row[k] != row_buf[k]
+                diff += row_buf.dtype.type(row[k]) != row_buf[k]
             for q in range(lo, hi):
                 row_buf[indices[q]] = 0
             chunk_bad += diff != 0
