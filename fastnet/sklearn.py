@@ -280,7 +280,11 @@ class FastNetClassifier(ClassifierMixin, BaseEstimator):
         return self._train(X, y, classes, 1, fresh, hidden, dtype, n_threads)
 
     def _train(self, X, y, classes, epochs, fresh, hidden, dtype, n_threads):
-        X, y = _validate_data(self, X, y, reset=fresh, dtype=dtype)
+        # Either float dtype passes unconverted (others become `dtype`): training
+        # indexes it into the network's dtype itself, and a partial_fit loop
+        # on one array then reuses its index instead of converting it per call.
+        floats = [dtype, np.float64 if dtype == np.float32 else np.float32]
+        X, y = _validate_data(self, X, y, reset=fresh, dtype=floats)
         check_classification_targets(y)
         if fresh:
             labels = np.unique(y if classes is None else classes)

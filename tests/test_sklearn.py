@@ -24,6 +24,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import fastnet  # noqa: E402
 from fastnet.sklearn import FastNetClassifier  # noqa: E402
+from fastnet.workspace import index_cache_info  # noqa: E402
 
 
 def blobs(n=120, n_features=5, n_classes=3, seed=0):
@@ -171,6 +172,23 @@ def test_partial_fit_equals_fit():
     ref = FastNetClassifier(epochs=3, random_state=4).fit(X, y)
     # One epoch per call, and the network's generator carries on: same bits.
     np.testing.assert_array_equal(clf.network_.params, ref.network_.params)
+
+
+def test_float32_estimator_trains_on_float64_data_as_on_a_converted_copy():
+    # float64 data reaches training unconverted (indexed into float32 there),
+    # so a partial_fit loop on one array reuses its index: same bits as a
+    # float32 copy.
+    X, y = blobs()
+    X[X < 0.3] = 0
+    on64 = FastNetClassifier(dtype="float32", random_state=5)
+    on32 = FastNetClassifier(dtype="float32", random_state=5)
+    hits = index_cache_info()["hits"]
+    for _ in range(3):
+        on64.partial_fit(X, y, classes=[0, 1, 2])
+        on32.partial_fit(X.astype(np.float32), y, classes=[0, 1, 2])
+    assert on64.network_.params.tobytes() == on32.network_.params.tobytes()
+    assert index_cache_info()["hits"] - hits >= 2
+    np.testing.assert_array_equal(on64.predict_proba(X), on32.predict_proba(X))
 
 
 def test_partial_fit_batches_with_missing_classes():
