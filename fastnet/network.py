@@ -267,7 +267,7 @@ class Network:
         copying it each time. :meth:`_eval_data` converts it if an
         evaluation needs to."""
         floats = (np.dtype(np.float32), np.dtype(np.float64))
-        also = floats if training else (floats[0],) if self.dtype == np.float64 else ()
+        also = floats if training else self._eval_dtypes()
         return check_data(
             data,
             argname,
@@ -279,12 +279,17 @@ class Network:
             copy_readonly=not training,
         )
 
+    def _eval_dtypes(self):
+        """Dtypes of `X` the evaluation kernels take besides the network's:
+        float32 for a float64 network (widened where it is read)."""
+        return (np.dtype(np.float32),) if self.dtype == np.float64 else ()
+
     def _eval_data(self, X):
         """Training data kept as it is (:meth:`_kernel_data` with
         `training`) as the evaluation kernels take it: in the network's dtype
-        (or float32 for a float64 network) and writeable, converted or copied
+        (or one of :meth:`_eval_dtypes`) and writeable, converted or copied
         if it is not."""
-        keep = X.dtype == self.dtype or (self.dtype == np.float64 and X.dtype == np.float32)
+        keep = X.dtype == self.dtype or X.dtype in self._eval_dtypes()
         if keep and X.flags.writeable:
             return X
         return np.array(X, dtype=X.dtype if keep else self.dtype)

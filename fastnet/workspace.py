@@ -308,7 +308,7 @@ def data_index(X, dtype=None, argname=None, *, blocks_share=False):
     Repeated ``Network.train`` calls on the same data (a training loop of
     one epoch per call, ``partial_fit``, several networks on one data set)
     then pay the check instead of the build: on MNIST's 50,000 training
-    images 18 ms against 60-180 ms for the index and 10-20 ms for the blocks
+    images 18 ms against 45-190 ms for the index and 10-20 ms for the blocks
     (most of it first writes to freshly allocated memory), while one epoch
     of the book's network takes about 45 ms.
 

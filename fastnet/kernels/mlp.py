@@ -193,8 +193,9 @@ def index_mismatches(X, indptr, indices, values, scratch):
     set back to zero. A NaN in `X` never compares equal, so data that became
     non-finite counts as changed. On MNIST's 50,000 training images 18 ms
     on 2 threads, against 40 ms walking each row's non-zeros beside the index
-    and 60-180 ms to build the index anew (a count, a fill into freshly
-    allocated arrays, the input blocks; /work/exp/s25/verify*.py, 2026-12-02).
+    and 45-190 ms to build the index anew (a count and a fill into freshly
+    allocated arrays, before the input blocks; /work/exp/s25/verify*.py,
+    nzidx.py, 2026-12-02).
 
     Examples
     --------
