@@ -323,16 +323,25 @@ DENSE_SMALL_MIN_WORK = 1_400_000
 #: processes each).
 DENSE_EVAL_ROWS = 640
 
-#: Rows per product of the dense evaluation when a float64 network reads
-#: float32 data: each part is widened into a scratch block first, which BLAS
-#: then reads back, and large blocks of float64 leave the cache (this host's
-#: L2 holds 2 MB per core; 625 rows of 784 float64 inputs are 3.9 MB).
+#: Rows per product of the dense evaluation when the data's dtype is not the
+#: network's (float32 data for a float64 network, float64 data for a float32
+#: one): each part is converted into a scratch block first, which BLAS then
+#: reads back, and large blocks leave the cache (this host's L2 holds 2 MB
+#: per core; 625 rows of 784 float64 inputs are 3.9 MB). Widening float32:
 #: `accuracy()` of [784,30,10] float64 on 10,000 images, hot, ms, 157-row
 #: parts before stop 24 against: 625-row parts 9.05 / 9.59, 313-row parts
 #: 9.06 / 9.54, 156-row parts (this setting) 9.25 / 9.19; [784,256,128,10]
 #: 53.08 / 54.53, 53.44 / 53.06, 53.71 / 54.57 (/work/exp/s24/evk.py, three
-#: interleaved processes each).
-DENSE_EVAL_WIDEN_ROWS = DENSE_EVAL_ROWS // 4
+#: interleaved processes each). Narrowing float64 data for a float32 network
+#: (stop 26, /work/exp/s26/evalparts.py, medians of 21 hot calls, two
+#: processes per setting, ms, parts of 80 / 160 / 320 / 640 rows):
+#: [784,30,10] 4.51-4.74 / 4.17-4.31 / 4.25-4.32 / 4.63-4.64, [784,100,10]
+#: 9.11-9.57 / 8.26-8.42 / 8.03-8.30 / 8.14-8.25, [784,256,128,10]
+#: 24.1-24.9 / 20.5-20.6 / 19.4-19.7 / 18.4-18.5; widening in the same runs
+#: [784,30,10] 6.58-7.25 / 6.43-6.47 / 7.20-7.24 / 7.66-7.93. One setting
+#: for both: 160 rows. (Converting the whole array first, before stop 26:
+#: 9.0, 12.6 and 21.6 ms.)
+DENSE_EVAL_CONVERT_ROWS = DENSE_EVAL_ROWS // 4
 
 #: Padding of the first layer's stored rows (fastnet.layout). LLVM
 #: vectorizes the row loops of the first layer (forward sums and weight

@@ -134,19 +134,30 @@ def check_data(
         # Read-only arrays are a separate Numba type: copy rather than compile again.
         X = X.copy()
     if check_finite:
-        reject_nonfinite(X, argname)
+        reject_nonfinite(X, argname, dtype)
     y = np.ascontiguousarray(y, dtype=np.int64)
     if not y.flags.writeable:
         y = y.copy()
     return X, y
 
 
-def nonfinite_error(argname: str) -> ValueError:
-    """The error for data holding NaN or infinite values, naming `argname`."""
-    return ValueError(f"{argname}: X contains NaN or infinite values")
+def nonfinite_error(argname: str, X_dtype=None, dtype=None) -> ValueError:
+    """The error for data holding NaN or infinite values, naming `argname`;
+    for data of `X_dtype` read in a narrower `dtype` (float64 data, float32
+    network), it says that values beyond that dtype's range count too."""
+    beyond = ""
+    if X_dtype is not None and dtype is not None:
+        dtype = np.dtype(dtype)
+        if np.dtype(X_dtype).itemsize > dtype.itemsize:
+            top = float(np.finfo(dtype).max)
+            beyond = f", or values beyond {dtype.name}'s range (+-{top:.3g}, the network's dtype)"
+    return ValueError(f"{argname}: X contains NaN or infinite values{beyond}")
 
 
-def reject_nonfinite(X, argname: str) -> None:
-    """Raise ValueError naming `argname` if `X` holds NaN or infinite values."""
-    if not all_finite(X):
-        raise nonfinite_error(argname)
+def reject_nonfinite(X, argname: str, dtype=None) -> None:
+    """Raise ValueError naming `argname` if `X` holds NaN or infinite values
+    in `dtype` (default `X`'s own): float64 entries overflowing float32 are
+    infinite there."""
+    dtype = X.dtype if dtype is None else np.dtype(dtype)
+    if not all_finite(X, np.zeros(0, dtype)):
+        raise nonfinite_error(argname, X.dtype, dtype)

@@ -11,8 +11,8 @@ import numpy as np
 
 from fastnet._config import (
     COUNT_CHUNKS,
+    DENSE_EVAL_CONVERT_ROWS,
     DENSE_EVAL_ROWS,
-    DENSE_EVAL_WIDEN_ROWS,
     DENSE_ROW_BLOCK,
     EVAL_CHUNKS,
     GRAD_CHUNK,
@@ -226,9 +226,10 @@ class EvalWorkspace:
     dense_zs, dense_acts : ndarray, shape (n_threads, DENSE_EVAL_ROWS * layout.n_z)
         Per-thread layer-major blocks for
         :func:`fastnet.kernels.dense.dense_evaluate`, when `dense`; else empty.
-    dense_xs : ndarray, shape (n_threads, DENSE_EVAL_WIDEN_ROWS * sizes[0])
-        Per-thread rows of float32 data converted for a float64 network's
-        dense evaluation; empty along axis 1 for float32 networks.
+    dense_xs : ndarray, shape (n_threads, DENSE_EVAL_CONVERT_ROWS * sizes[0])
+        Per-thread rows of data converted to the network's dtype for its
+        dense evaluation (float32 data for a float64 network, float64 data
+        for a float32 one); empty along axis 1 unless `dense`.
     cost_parts : ndarray of float64, shape (EVAL_CHUNKS,)
     correct_parts : ndarray of int64, shape (EVAL_CHUNKS,)
     claims : ndarray of int64, shape (1,)
@@ -241,9 +242,8 @@ class EvalWorkspace:
         shape = (n_threads, DENSE_EVAL_ROWS * layout.n_z) if dense else (0, 0)
         self.dense_zs = np.zeros(shape, dtype)
         self.dense_acts = np.zeros(shape, dtype)
-        widen = dense and np.dtype(dtype) == np.float64
         self.dense_xs = np.zeros(
-            (shape[0], DENSE_EVAL_WIDEN_ROWS * layout.sizes[0] if widen else 0), dtype
+            (shape[0], DENSE_EVAL_CONVERT_ROWS * layout.sizes[0] if dense else 0), dtype
         )
         self.cost_parts = np.zeros(EVAL_CHUNKS, np.float64)
         self.correct_parts = np.zeros(EVAL_CHUNKS, np.int64)
@@ -359,7 +359,7 @@ def data_index(X, dtype=None, argname=None, *, blocks_share=False):
         scratch = np.zeros((INDEX_CHECK_CHUNKS, X.shape[1]), values.dtype)
         fresh = index_mismatches(X, indptr, indices, values, scratch) != 0
         if not fresh and not entry.finite and argname is not None:
-            raise nonfinite_error(argname)
+            raise nonfinite_error(argname, X.dtype, values.dtype)
     if fresh:
         entry = _CachedIndex(*_build_index(X, dtype, argname), weakref.ref(owner))
     with _INDEX_LOCK:
@@ -472,7 +472,7 @@ def _build_index(X, dtype, argname):
     counts = np.empty(X.shape[0], np.int64)
     finite = row_nonzeros_(X, counts, np.zeros(0, dtype)) == 0
     if not finite and argname is not None:
-        raise nonfinite_error(argname)
+        raise nonfinite_error(argname, X.dtype, dtype)
     indptr = np.zeros(X.shape[0] + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int32)

@@ -12,6 +12,7 @@ import fastnet
 import fastnet.network as network_module
 from fastnet import reference
 from fastnet._config import (
+    DENSE_EVAL_CONVERT_ROWS,
     DENSE_EVAL_ROWS,
     DENSE_TRANSPOSE_MAX,
     EVAL_CHUNKS,
@@ -582,18 +583,20 @@ def test_network_evaluates_mnist_sized_layers_densely():
 
 
 @pytest.mark.parametrize("sizes", [[784, 30, 10], [12, 9, 4]], ids=["dense", "loops"])
-def test_float64_network_evaluates_float32_data_without_converting(sizes, monkeypatch):
-    # Same bits as converting first (float32 -> float64 is exact), for the
-    # dense evaluation and the loop kernel alike.
+@pytest.mark.parametrize("net_dtype", ["float64", "float32"])
+def test_network_evaluates_data_of_the_other_dtype_without_converting(
+    sizes, net_dtype, monkeypatch
+):
+    # Same bits as converting first (float32 -> float64 is exact; float64 ->
+    # float32 rounds entry by entry, as astype does), for the dense
+    # evaluation and the loop kernel alike, whatever the thread count.
     X, y = mnist_like(700, seed=3)
-    X32 = np.ascontiguousarray(X[:, : sizes[0]], dtype=np.float32)
+    X = X[:, : sizes[0]]
+    data_dtype = np.float32 if net_dtype == "float64" else np.float64
+    X = np.ascontiguousarray(X, dtype=data_dtype)
+    if data_dtype == np.float64:
+        X[X > 0] += 1e-12  # not float32 values: the rounding is exercised
     y = y % sizes[-1]
-    net = fastnet.Network(sizes, seed=5)
-    assert bool(net._eval_ws.dense_zs.shape[0]) == (sizes[0] == 784)
-    want = (
-        net.accuracy((X32.astype(np.float64), y)),
-        net.total_cost((X32.astype(np.float64), y), 1.0),
-    )
     converted = []
     real = network_module.Network._evaluate
 
@@ -601,9 +604,38 @@ def test_float64_network_evaluates_float32_data_without_converting(sizes, monkey
         converted.append(X.dtype)
         return real(self, X, y, index, unchecked, with_cost)
 
-    monkeypatch.setattr(network_module.Network, "_evaluate", spy)
-    assert (net.accuracy((X32, y)), net.total_cost((X32, y), 1.0)) == want
-    assert converted == [np.float32, np.float32]
+    for n_threads in THREADS:
+        net = fastnet.Network(sizes, seed=5, dtype=net_dtype, n_threads=n_threads)
+        assert bool(net._eval_ws.dense_zs.shape[0]) == (sizes[0] == 784)
+        Xc = X.astype(net_dtype)
+        want = (net.accuracy((Xc, y)), net.total_cost((Xc, y), 1.0))
+        with monkeypatch.context() as m:
+            m.setattr(network_module.Network, "_evaluate", spy)
+            assert (net.accuracy((X, y)), net.total_cost((X, y), 1.0)) == want
+    assert converted == [data_dtype] * 2 * len(THREADS)
+
+
+@pytest.mark.parametrize("n", [1, DENSE_EVAL_CONVERT_ROWS + 1, 3 * DENSE_EVAL_ROWS + 5])
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32")])
+def test_dense_evaluate_converts_rows_as_converting_first(n, n_threads, dtypes):
+    # Parts of DENSE_EVAL_CONVERT_ROWS rows and fewer; chunks of several parts.
+    net_dtype, data_dtype = dtypes
+    lay, params, X, y = problem((12, 9, 7, 4), n, net_dtype)
+    X = np.random.default_rng(n).random(X.shape).astype(data_dtype)
+    want = run_dense_evaluate(lay, params, X.astype(net_dtype), y, "cross_entropy", "sigmoid", 1)
+    got = run_dense_evaluate(lay, params, X, y, "cross_entropy", "sigmoid", n_threads)
+    assert got == want
+
+
+def test_dense_evaluate_refuses_a_short_conversion_buffer():
+    lay, params, X, y = problem((12, 9, 7, 4), 50, "float32")
+    ws = EvalWorkspace(lay, params.dtype, True, 1)
+    ws.dense_xs = ws.dense_xs[:, : 49 * 12]
+    with pytest.raises(ValueError, match="xs is too short"):
+        run_dense_evaluate(
+            lay, params, X.astype(np.float64), y, "cross_entropy", "sigmoid", 1, ws=ws
+        )
 
 
 @pytest.mark.parametrize(
@@ -653,6 +685,27 @@ def test_evaluation_finds_non_finite_inputs_without_a_separate_pass(sizes, bad, 
             net.accuracy((Xb, y))
         with pytest.raises(ValueError, match="data: X contains NaN or infinite values"):
             net.total_cost((Xb, y))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # no-JIT runs
+@pytest.mark.parametrize("sizes", [[784, 30, 10], [12, 9, 4]], ids=["dense", "loops"])
+def test_float64_data_beyond_float32_is_refused_by_a_float32_network(sizes):
+    # Finite in float64, infinite in the network's dtype: refused as
+    # converting first would be, naming the argument and the range.
+    X, y = mnist_like(400, seed=2)
+    X = np.ascontiguousarray(X[:, : sizes[0]])
+    y = y % sizes[-1]
+    X[150, 3] = -1e39
+    net = fastnet.Network(sizes, seed=1, dtype="float32")
+    message = "data: X contains NaN or infinite values, or values beyond float32's range"
+    with pytest.raises(ValueError, match=message):
+        net.accuracy((X, y))
+    with pytest.raises(ValueError, match=message):
+        net.total_cost((X, y))
+    with pytest.raises(ValueError, match="evaluation_data: X contains NaN"):
+        net.train((X.astype(np.float32).clip(0, 1), y), 1, 10, 0.1, evaluation_data=(X, y))
+    X[150, 3] = 3e38  # within float32's range
+    assert 0.0 <= net.accuracy((X, y)) <= 1.0
 
 
 def test_evaluation_of_finite_inputs_that_overflow_is_not_an_input_error():

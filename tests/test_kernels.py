@@ -334,6 +334,24 @@ def test_epoch_split_into_calls_gives_identical_bits(driver, mini_batch):
     assert results[0] == results[1] == results[2]
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # no-JIT runs
+def test_all_finite_tests_each_entry_in_the_dtype_of_like():
+    # float64 entries are tested as float32 would hold them, rounding to
+    # nearest: up to half an ulp past float32's largest value is finite.
+    top = float(np.finfo(np.float32).max)
+    edge = 2.0**128 - 2.0**103  # halfway to 2**128: rounds up (to even), infinite
+    values = [top, -top, np.nextafter(edge, 0), edge, -edge, 1e39, np.inf, -np.inf, np.nan, 1e-50]
+    for v in values:
+        X = np.zeros((3, 5))
+        X[2, 4] = v
+        with np.errstate(over="ignore"):
+            in_float32 = bool(np.isfinite(np.float32(v)))
+        assert mlp.all_finite(X, np.zeros(0, np.float32)) == in_float32, v
+        assert mlp.all_finite(X, np.zeros(0, np.float64)) == bool(np.isfinite(v)), v
+        assert mlp.all_finite(X.astype(np.float32), np.zeros(0, np.float64)) == in_float32, v
+    assert [np.isfinite(np.float32(v)) for v in (np.nextafter(edge, 0), edge)] == [True, False]
+
+
 @pytest.mark.parametrize("n", [1, 10, EVAL_CHUNKS + 3, 1000])
 @pytest.mark.parametrize("cost,activation", PAIRS)
 def test_evaluate_and_feedforward_match_reference(n, cost, activation):

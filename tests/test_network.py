@@ -591,7 +591,8 @@ def test_float64_and_read_only_data_train_as_converted_copies_without_a_copy_per
 def test_float64_data_that_overflows_float32_is_refused():
     X, y = synthetic()
     X[3, 1] = 1e39
-    with pytest.raises(ValueError, match="training_data: X contains NaN or infinite values"):
+    message = "training_data: X contains NaN or infinite values, or values beyond float32's"
+    with pytest.raises(ValueError, match=message):
         Network(SIZES, seed=0, dtype="float32").train((X, y), 1, 5, 0.1)
 
 

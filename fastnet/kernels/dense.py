@@ -45,8 +45,8 @@ from numba import njit, prange
 from numba.extending import overload
 
 from fastnet._config import (
+    DENSE_EVAL_CONVERT_ROWS,
     DENSE_EVAL_ROWS,
-    DENSE_EVAL_WIDEN_ROWS,
     DENSE_TRANSPOSE_MAX,
     EVAL_CHUNKS,
     JIT_OPTIONS,
@@ -149,9 +149,11 @@ def rows_as(X, lo, m, buf):
     """Rows ``lo:lo+m`` of `X` in the dtype of `buf`: a view of `X` when the
     dtypes match, else converted into the front of `buf` (1-D, at least
     ``m * X.shape[1]`` long) and returned as an ``(m, X.shape[1])`` view of
-    it. Lets a float64 network evaluate float32 data a block at a time
-    instead of converting the whole array first; the values are the same
-    (float32 to float64 is exact). Compiled code picks the branch from the
+    it. Lets a network evaluate data of the other float dtype a block at a
+    time instead of converting the whole array first, with the values
+    converting first gives: float32 to float64 is exact, float64 to float32
+    rounds to nearest as NumPy's ``astype`` does (and overflows to infinity,
+    which the evaluation then flags as a non-finite input). Compiled code picks the branch from the
     dtypes at compile time (the overload below); this body runs without JIT.
     """
     if X.dtype == buf.dtype:
@@ -907,8 +909,8 @@ def dense_evaluate(
     one product per layer, as large as that allows). Each of the ``T``
     threads takes the next chunk nobody has taken yet (an atomic counter),
     until none is left, and feeds it forward through its own buffers, in
-    even parts of at most DENSE_EVAL_ROWS rows (DENSE_EVAL_WIDEN_ROWS when
-    they are widened from float32 first); so a thread on a core that
+    even parts of at most DENSE_EVAL_ROWS rows (DENSE_EVAL_CONVERT_ROWS when
+    they are converted to the network's dtype first); so a thread on a core that
     is slowed down (this project's shared host slows one vCPU at a time)
     does fewer chunks, where fixed chunks per thread made the other wait.
     The per-chunk sums are combined in chunk order (the unused entries of
@@ -921,10 +923,11 @@ def dense_evaluate(
     params, table, hidden, output, cost
         As in :func:`fastnet.kernels.mlp.forward_sample_`.
     X : ndarray, shape (n, sizes[0]), C-contiguous
-        In the dtype of `params`, or float32 for float64 `params` (converted
-        block by block into `xs`, see :func:`rows_as`).
+        Float32 or float64; in another dtype than `params`, converted block
+        by block into `xs` (:func:`rows_as`), so the results are the bits of
+        converting first.
     labels : ndarray of int64, shape (n,)
-    xs : ndarray, shape (n_threads, DENSE_EVAL_WIDEN_ROWS * sizes[0]), dtype of `params`
+    xs : ndarray, shape (n_threads, DENSE_EVAL_CONVERT_ROWS * sizes[0]), dtype of `params`
         Per-thread scratch for converted rows; unused (may be empty along its
         second axis) when `X` has the dtype of `params`.
     zs, acts : ndarray, shape (n_threads, DENSE_EVAL_ROWS * n_z)
@@ -950,9 +953,14 @@ def dense_evaluate(
     last = table.shape[0] - 1
     n_out = table[last, N_OUT]
     n_chunks = eval_chunks(n)
-    # Widened rows are written to `xs` and read back by BLAS: smaller parts
-    # keep them in cache (see DENSE_EVAL_WIDEN_ROWS).
-    part_rows = DENSE_EVAL_WIDEN_ROWS if X.itemsize < params.itemsize else DENSE_EVAL_ROWS
+    # Converted rows are written to `xs` and read back by BLAS: smaller parts
+    # keep them in cache (see DENSE_EVAL_CONVERT_ROWS).
+    convert = X.itemsize != params.itemsize
+    part_rows = DENSE_EVAL_CONVERT_ROWS if convert else DENSE_EVAL_ROWS
+    if convert and xs.shape[1] < min(part_rows, n) * X.shape[1]:
+        # Compiled code does not check its indices: a short buffer from a
+        # direct caller would be written past its end.
+        raise ValueError("dense_evaluate: xs is too short to convert X's rows into")
     for c in range(n_chunks, EVAL_CHUNKS):
         cost_parts[c] = 0.0
         correct_parts[c] = 0

@@ -232,13 +232,15 @@ def index_mismatches(X, indptr, indices, values, scratch):
 
 
 @njit(**PARALLEL_OPTIONS)
-def all_finite(X):
-    """True if no entry of the 2-D array `X` is NaN or infinite."""
+def all_finite(X, like):
+    """True if no entry of the 2-D array `X` is NaN or infinite once
+    converted to the dtype of `like` (any array): float64 data overflowing
+    float32 is infinite there, as in :func:`row_nonzeros_`."""
     bad = 0
     for i in prange(X.shape[0]):
         row_bad = 0
         for k in range(X.shape[1]):
-            row_bad += not np.isfinite(X[i, k])
+            row_bad += not np.isfinite(like.dtype.type(X[i, k]))
         bad += row_bad
     return bad == 0
 
