@@ -30,7 +30,7 @@ from fastnet.network import (
     use_dense,
 )
 from fastnet.threads import resolve_threads
-from fastnet.workspace import data_index, train_pool_size
+from fastnet.workspace import data_index, loop_data, train_pool_size
 
 
 def _per_network(value, k, name, check):
@@ -136,15 +136,21 @@ def train_many(
     )
     etas = _per_network(eta, k, "eta", lambda v, name: check_number(v, name, low=0, low_open=True))
     lmbdas = _per_network(lmbda, k, "lmbda", lambda v, name: check_number(v, name, low=0))
-    X, y = first._data(training_data, "training_data")
+    # As in Network.train: float32 or float64 data is kept as it is (the
+    # kernel reads it through its non-zero index, built in the networks'
+    # dtype, which also finds NaN and infinite values), so repeated calls on
+    # the same array reuse the kept index instead of converting it each time.
+    X, y = first._kernel_data(training_data, "training_data", check_finite=False, training=True)
     n = len(X)
     monitors_eval = monitor_evaluation_cost or monitor_evaluation_accuracy
     if monitors_eval and evaluation_data is None:
         raise ValueError("evaluation_data is required when an evaluation monitor is set")
     if evaluation_data is not None:
-        Xe, ye = first._data(evaluation_data, "evaluation_data")
-        eval_index = data_index(Xe)[0]
-    train_index, blocks = data_index(X, blocks_share=block_share("serial"))
+        Xe, ye = first._kernel_data(evaluation_data, "evaluation_data")
+        eval_index = data_index(Xe, first.dtype)[0]
+    train_index, blocks = data_index(
+        X, first.dtype, "training_data", blocks_share=block_share("serial")
+    )
     for net in nets:
         if net._symmetric and len(net.sizes) > 2:
             warnings.warn(
@@ -216,7 +222,19 @@ def train_many(
         for net, m, e, lm in zip(nets, mbs, etas, lmbdas, strict=True)
     ]
     # Each network runs the fused step on one thread (its blocks: above).
-    args = (tables, t_off, hidden, output, cost, X, y, *train_index, *blocks)
+    args = (
+        tables,
+        t_off,
+        hidden,
+        output,
+        cost,
+        loop_data(X, first.dtype),
+        y,
+        *train_index,
+        *blocks,
+    )
+    monitors_training = monitor_training_cost or monitor_training_accuracy
+    X_eval = first._eval_data(X) if monitors_training else X
     sync = np.zeros(SYNC_SIZE, np.int64)
     rest = (orders, mb_arr, eta_arr, lmbda_arr, n, work, w_off, schedule, threads, sync)
     # No networks (p_off[:1]): compiles or loads the kernel and trains
@@ -239,7 +257,7 @@ def train_many(
             net._monitor(
                 record,
                 "training",
-                X,
+                X_eval,
                 y,
                 train_index,
                 lmbdas[i],

@@ -51,6 +51,38 @@ def test_each_network_gets_the_bits_it_gets_alone(dtype):
             assert r == r_alone
 
 
+def test_float64_data_trains_float32_networks_as_a_converted_copy_and_keeps_its_index():
+    # The data is kept as it is (its index holds each entry in float32), so
+    # a second call finds the kept index; the bits are those of a copy.
+    X, y = data(2)
+    X[X > 0] += 1e-12  # not float32 values
+    Xe, ye = data(3, 40)
+    kw = dict(
+        evaluation_data=(Xe, ye), monitor_evaluation_cost=True, monitor_training_accuracy=True
+    )
+    results = []
+    for d, de in (((X, y), (Xe, ye)), ((X.astype(np.float32), y), (Xe.astype(np.float32), ye))):
+        nets = [fastnet.Network([20, 8, 4], seed=s, dtype="float32") for s in range(3)]
+        before = fastnet.workspace.index_cache_info()["hits"]
+        runs = [train_many(nets, d, 1, 10, 0.5, 1.0, **{**kw, "evaluation_data": de}) for _ in "ab"]
+        assert fastnet.workspace.index_cache_info()["hits"] > before
+        records = [dict(r, seconds=0) for hs in runs for h in hs for r in h.records]
+        results.append(([net.params.tobytes() for net in nets], records))
+    assert results[0] == results[1]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # no-JIT runs
+def test_float64_data_beyond_float32_is_refused_naming_the_argument():
+    X, y = data()
+    nets = [fastnet.Network([20, 8, 4], seed=s, dtype="float32") for s in range(2)]
+    bad = X.copy()
+    bad[5, 2] = 1e39
+    with pytest.raises(ValueError, match="training_data: X contains NaN or infinite values, or"):
+        train_many(nets, (bad, y), 1, 10, 0.5)
+    with pytest.raises(ValueError, match="evaluation_data: X contains NaN or infinite values, or"):
+        train_many(nets, (X, y), 1, 10, 0.5, evaluation_data=(bad, y))
+
+
 def test_thread_count_does_not_change_the_bits():
     X, y = data()
     results = []
