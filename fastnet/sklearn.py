@@ -46,6 +46,13 @@ __all__ = ["FastNetClassifier"]
 _SEED_BOUND = np.iinfo(np.int32).max
 
 
+def _floats(dtype):
+    """The float dtypes fastnet's kernels take as they are, the network's
+    `dtype` first (what scikit-learn's validation converts anything else to)."""
+    dtype = np.dtype(dtype)
+    return [dtype, np.dtype(np.float64 if dtype == np.float32 else np.float32)]
+
+
 class FastNetClassifier(ClassifierMixin, BaseEstimator):
     """Fully-connected network classifier trained by fastnet's compiled SGD.
 
@@ -283,8 +290,7 @@ class FastNetClassifier(ClassifierMixin, BaseEstimator):
         # Either float dtype passes unconverted (others become `dtype`): training
         # indexes it into the network's dtype itself, and a partial_fit loop
         # on one array then reuses its index instead of converting it per call.
-        floats = [dtype, np.float64 if dtype == np.float32 else np.float32]
-        X, y = _validate_data(self, X, y, reset=fresh, dtype=floats)
+        X, y = _validate_data(self, X, y, reset=fresh, dtype=_floats(dtype))
         check_classification_targets(y)
         if fresh:
             labels = np.unique(y if classes is None else classes)
@@ -363,7 +369,9 @@ class FastNetClassifier(ClassifierMixin, BaseEstimator):
         through float32 underflow, give equal probabilities).
         """
         net = self._fitted_network()
-        X = _validate_data(self, X, reset=False, dtype=net.dtype)
+        # Either float dtype passes unconverted: feedforward converts blocks
+        # of rows where it reads them (the bits of converting first).
+        X = _validate_data(self, X, reset=False, dtype=_floats(net.dtype))
         out = net.feedforward(X).astype(np.float64)
         total = out.sum(axis=1, keepdims=True)
         uniform = np.full_like(out, 1.0 / out.shape[1])

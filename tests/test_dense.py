@@ -685,6 +685,82 @@ def test_evaluation_finds_non_finite_inputs_without_a_separate_pass(sizes, bad, 
             net.accuracy((Xb, y))
         with pytest.raises(ValueError, match="data: X contains NaN or infinite values"):
             net.total_cost((Xb, y))
+        with pytest.raises(ValueError, match="X: X contains NaN or infinite values"):
+            net.feedforward(Xb)
+
+
+def run_dense_feedforward(lay, params, X, activation, cost, n_threads):
+    ws = EvalWorkspace(lay, params.dtype, True, n_threads)
+    out = np.full((len(X), lay.sizes[-1]), np.nan, params.dtype)
+    with blas_threads(1):
+        finite = dense.dense_feedforward_(
+            params,
+            lay.table,
+            *kernel_codes(cost, activation)[:2],
+            X,
+            ws.dense_xs,
+            ws.dense_zs,
+            ws.dense_acts,
+            out,
+            ws.claims,
+        )
+    return finite, out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "n",
+    [
+        1,
+        10,
+        DENSE_EVAL_CONVERT_ROWS + 3,
+        3 * DENSE_EVAL_ROWS + 1,
+        EVAL_CHUNKS * DENSE_EVAL_ROWS + 7,
+    ],
+)
+@pytest.mark.parametrize("cost,activation", PAIRS)
+def test_dense_feedforward_matches_reference_on_any_thread_count(dtype, n, cost, activation):
+    lay, params, X, _ = problem((12, 9, 7, 4), n, dtype)
+    w, b = views(lay, params)
+    _, acts = reference.feedforward(w, b, X.astype(np.float64), activation, cost)
+    outs = []
+    for n_threads in THREADS:
+        finite, out = run_dense_feedforward(lay, params, X, activation, cost, n_threads)
+        assert finite
+        outs.append(out.tobytes())
+        rtol = REFERENCE_RTOL if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(out, acts[-1], rtol=rtol, atol=1e-6)
+    assert len(set(outs)) == 1
+    other = X.astype(np.float32 if dtype == np.float64 else np.float64)
+    # The other dtype, converted block by block: the bits of converting first.
+    want = run_dense_feedforward(lay, params, other.astype(dtype), activation, cost, 1)[1]
+    got = run_dense_feedforward(lay, params, other, activation, cost, max(THREADS))[1]
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_dense_feedforward_flags_non_finite_inputs(bad):
+    lay, params, X, _ = problem((12, 9, 7, 4), 3 * DENSE_EVAL_ROWS + 1)
+    X[2 * DENSE_EVAL_ROWS + 5, 3] = bad
+    assert not run_dense_feedforward(lay, params, X, "sigmoid", "cross_entropy", 2)[0]
+
+
+@pytest.mark.parametrize("sizes", [[784, 30, 10], [12, 9, 4]], ids=["dense", "loops"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_feedforward_agrees_with_accuracy_and_the_thread_count(sizes, dtype):
+    # feedforward and the evaluation share their products: the predicted
+    # classes are the ones accuracy() counts, on one thread or all.
+    X, y = mnist_like(1500, seed=6)
+    X = np.ascontiguousarray(X[:, : sizes[0]])
+    y = y % sizes[-1]
+    outs = []
+    for n_threads in THREADS:
+        net = fastnet.Network(sizes, seed=4, dtype=dtype, n_threads=n_threads)
+        out = net.feedforward(X)
+        assert out.dtype == np.dtype(dtype)
+        assert np.mean(np.argmax(out, axis=1) == y) == net.accuracy((X, y))
+        outs.append(out.tobytes())
+    assert len(set(outs)) == 1
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # no-JIT runs

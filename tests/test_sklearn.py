@@ -191,6 +191,24 @@ def test_float32_estimator_trains_on_float64_data_as_on_a_converted_copy():
     np.testing.assert_array_equal(on64.predict_proba(X), on32.predict_proba(X))
 
 
+def test_float32_estimator_predicts_float64_data_unconverted(monkeypatch):
+    # The network's feedforward reads float64 rows as they are (converting
+    # blocks of rows inside): the bits of predicting a float32 copy.
+    X, y = blobs()
+    clf = FastNetClassifier(dtype="float32", random_state=5).fit(X, y)
+    want = clf.predict_proba(X.astype(np.float32))
+    seen = []
+    real = fastnet.Network.feedforward
+
+    def spy(self, X):
+        seen.append(X.dtype)
+        return real(self, X)
+
+    monkeypatch.setattr(fastnet.Network, "feedforward", spy)
+    assert clf.predict_proba(X).tobytes() == want.tobytes()
+    assert seen == [np.float64]
+
+
 def test_partial_fit_batches_with_missing_classes():
     X, y = blobs(n=90)
     labels = np.array(["a", "b", "c"])[y]

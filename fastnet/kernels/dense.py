@@ -884,6 +884,66 @@ def eval_chunks(n):
     return min(EVAL_CHUNKS, max(1, -(-n // DENSE_EVAL_ROWS)))
 
 
+@njit(**JIT_OPTIONS)
+def eval_part_rows(params, X, xs):
+    """Rows per part of :func:`dense_evaluate` and :func:`dense_feedforward_`:
+    DENSE_EVAL_ROWS, or DENSE_EVAL_CONVERT_ROWS when `X`'s rows are converted
+    into `xs` (converted rows are written there and read back by BLAS:
+    smaller parts keep them in cache). Raises ValueError if `xs` is too short
+    for them."""
+    if X.itemsize == params.itemsize:
+        return DENSE_EVAL_ROWS
+    if xs.shape[1] < min(DENSE_EVAL_CONVERT_ROWS, X.shape[0]) * X.shape[1]:
+        # Compiled code does not check its indices: a short buffer from a
+        # direct caller would be written past its end.
+        raise ValueError("dense evaluation: xs is too short to convert X's rows into")
+    return DENSE_EVAL_CONVERT_ROWS
+
+
+@njit(**JIT_OPTIONS)
+def eval_chunk(c, n):
+    """First row and number of rows of chunk `c` of the :func:`eval_chunks`
+    chunks of `n` rows."""
+    n_chunks = eval_chunks(n)
+    lo = (c * n) // n_chunks
+    return lo, ((c + 1) * n) // n_chunks - lo
+
+
+@njit(**JIT_OPTIONS)
+def eval_parts(c, n, part_rows):
+    """Number of even parts of at most `part_rows` rows in chunk `c`."""
+    return -(-eval_chunk(c, n)[1] // part_rows)
+
+
+@njit(**JIT_OPTIONS)
+def eval_part(c, part, n, part_rows):
+    """First row and number of rows of part `part` of chunk `c`
+    (:func:`eval_parts`); they depend on `n` only, never on the threads."""
+    chunk_lo, chunk_rows = eval_chunk(c, n)
+    n_parts = eval_parts(c, n, part_rows)
+    lo = chunk_lo + (part * chunk_rows) // n_parts
+    return lo, chunk_lo + ((part + 1) * chunk_rows) // n_parts - lo
+
+
+@njit(**JIT_OPTIONS)
+def forward_part_(params, table, hidden, output, X, lo, m, xs, zs, acts):
+    """Feed rows ``lo:lo+m`` of `X` forward through every layer, one BLAS
+    product per layer (:func:`forward_rows_`), into the layer-major blocks
+    of ``m <= DENSE_EVAL_ROWS`` rows of `zs` and `acts` (one thread's); rows
+    in another dtype than `params` are converted into `xs` first
+    (:func:`rows_as`). Returns whether every first-layer weighted input is
+    finite (NaN or infinite inputs make one non-finite, zero weights
+    included: ``inf * 0`` is NaN)."""
+    x = rows_as(X, lo, m, xs)
+    forward_rows_(params, table, hidden, output, x, 0, DENSE_EVAL_ROWS, m, 0, m, zs, acts)
+    z0 = layer_block(zs, table, 0, DENSE_EVAL_ROWS, m)
+    finite = True
+    for r in range(m):
+        if not all_finite_row(z0[r]):
+            finite = False
+    return finite
+
+
 @njit(**PARALLEL_OPTIONS)
 def dense_evaluate(
     params,
@@ -955,12 +1015,7 @@ def dense_evaluate(
     n_chunks = eval_chunks(n)
     # Converted rows are written to `xs` and read back by BLAS: smaller parts
     # keep them in cache (see DENSE_EVAL_CONVERT_ROWS).
-    convert = X.itemsize != params.itemsize
-    part_rows = DENSE_EVAL_CONVERT_ROWS if convert else DENSE_EVAL_ROWS
-    if convert and xs.shape[1] < min(part_rows, n) * X.shape[1]:
-        # Compiled code does not check its indices: a short buffer from a
-        # direct caller would be written past its end.
-        raise ValueError("dense_evaluate: xs is too short to convert X's rows into")
+    part_rows = eval_part_rows(params, X, xs)
     for c in range(n_chunks, EVAL_CHUNKS):
         cost_parts[c] = 0.0
         correct_parts[c] = 0
@@ -972,30 +1027,12 @@ def dense_evaluate(
                 break
             total = 0.0
             correct = 0
-            chunk_lo = (c * n) // n_chunks
-            chunk_rows = ((c + 1) * n) // n_chunks - chunk_lo
-            n_parts = -(-chunk_rows // part_rows)
-            for part in range(n_parts):
-                lo = chunk_lo + (part * chunk_rows) // n_parts
-                m = chunk_lo + ((part + 1) * chunk_rows) // n_parts - lo
-                forward_rows_(
-                    params,
-                    table,
-                    hidden,
-                    output,
-                    rows_as(X, lo, m, xs[t]),
-                    0,
-                    DENSE_EVAL_ROWS,
-                    m,
-                    0,
-                    m,
-                    zs[t],
-                    acts[t],
-                )
-                z0 = layer_block(zs[t], table, 0, DENSE_EVAL_ROWS, m)
-                for r in range(m):
-                    if not all_finite_row(z0[r]):
-                        total = np.nan
+            for part in range(eval_parts(c, n, part_rows)):
+                lo, m = eval_part(c, part, n, part_rows)
+                if not forward_part_(
+                    params, table, hidden, output, X, lo, m, xs[t], zs[t], acts[t]
+                ):
+                    total = np.nan
                 z = layer_block(zs[t], table, last, DENSE_EVAL_ROWS, m)
                 a = layer_block(acts[t], table, last, DENSE_EVAL_ROWS, m)
                 for r in range(m):
@@ -1007,3 +1044,71 @@ def dense_evaluate(
             cost_parts[c] = total
             correct_parts[c] = correct
     return sum_chunks(cost_parts, correct_parts)
+
+
+@njit(**PARALLEL_OPTIONS)
+def dense_feedforward_(params, table, hidden, output, X, xs, zs, acts, out, claims):
+    """Write the network's outputs for every row of `X` into `out`, each
+    layer as BLAS products on blocks of rows: the chunks and parts of
+    :func:`dense_evaluate`, taken by the threads from a counter, each row's
+    outputs copied out of its thread's scratch. A row's outputs depend on
+    the chunks (on `n`) only, so not on the thread count. BLAS must run on
+    one thread (``fastnet.threads.blas_threads(1)``).
+
+    Replaced the per-sample loops of :func:`fastnet.kernels.mlp.feedforward_`
+    (and an index of `X` built on every call) for layers wide enough for
+    BLAS: ``Network.feedforward`` on the 10,000 validation images, see
+    ``fastnet.network.Network.feedforward``.
+
+    Parameters
+    ----------
+    params, table, hidden, output
+        As in :func:`dense_evaluate`.
+    X : ndarray, shape (n, sizes[0]), C-contiguous, float32 or float64
+    xs, zs, acts : ndarray
+        Per-thread scratch, as in :func:`dense_evaluate`.
+    out : ndarray, shape (n, sizes[-1])
+        Overwritten.
+    claims : ndarray of int64, shape (1,)
+        The chunk counter; overwritten.
+
+    Returns
+    -------
+    bool
+        Whether every first-layer weighted input was finite (False for NaN
+        or infinite inputs, see :func:`forward_part_`).
+
+    Examples
+    --------
+    Through the public API, layers this wide take this kernel:
+
+    >>> import numpy as np, fastnet
+    >>> net = fastnet.Network([784, 30, 10], seed=0)
+    >>> net.feedforward(np.zeros((3, 784))).shape
+    (3, 10)
+    """
+    n = X.shape[0]
+    last = table.shape[0] - 1
+    n_out = table[last, N_OUT]
+    n_chunks = eval_chunks(n)
+    part_rows = eval_part_rows(params, X, xs)
+    claims[0] = 0
+    bad = 0
+    for t in prange(zs.shape[0]):
+        t_bad = 0
+        while True:
+            c = atomic_add(claims, 0, 1)
+            if c >= n_chunks:
+                break
+            for part in range(eval_parts(c, n, part_rows)):
+                lo, m = eval_part(c, part, n, part_rows)
+                if not forward_part_(
+                    params, table, hidden, output, X, lo, m, xs[t], zs[t], acts[t]
+                ):
+                    t_bad += 1
+                a = layer_block(acts[t], table, last, DENSE_EVAL_ROWS, m)
+                for r in range(m):
+                    for j in range(n_out):
+                        out[lo + r, j] = a[r, j]
+        bad += t_bad
+    return bad == 0
