@@ -398,7 +398,9 @@ class Network:
         [784, 256, 128, 10] float32 29.7-30.6 -> 16.5, float64 51.7-52.6 ->
         41.3-41.4 (``/work/exp/s26/ff.py``).
         """
-        X, _ = self._kernel_data((X, np.zeros(len(np.asarray(X)), np.int64)), "X", False)
+        X, _ = self._kernel_data(
+            (X, np.zeros(len(np.asarray(X)), np.int64)), "X", check_finite=False
+        )
         out = np.empty((len(X), self.sizes[-1]), self.dtype)
         n = self._threads()
         ws = self._eval_ws

@@ -153,8 +153,9 @@ def rows_as(X, lo, m, buf):
     time instead of converting the whole array first, with the values
     converting first gives: float32 to float64 is exact, float64 to float32
     rounds to nearest as NumPy's ``astype`` does (and overflows to infinity,
-    which the evaluation then flags as a non-finite input). Compiled code picks the branch from the
-    dtypes at compile time (the overload below); this body runs without JIT.
+    which the evaluation then flags as a non-finite input). Compiled code
+    picks the branch from the dtypes at compile time (the overload below);
+    this body runs without JIT.
     """
     if X.dtype == buf.dtype:
         return X[lo : lo + m]
@@ -1013,8 +1014,6 @@ def dense_evaluate(
     last = table.shape[0] - 1
     n_out = table[last, N_OUT]
     n_chunks = eval_chunks(n)
-    # Converted rows are written to `xs` and read back by BLAS: smaller parts
-    # keep them in cache (see DENSE_EVAL_CONVERT_ROWS).
     part_rows = eval_part_rows(params, X, xs)
     for c in range(n_chunks, EVAL_CHUNKS):
         cost_parts[c] = 0.0

@@ -1628,10 +1628,12 @@ def feedforward_(params, table, hidden, output, X, indptr, indices, values, out,
     ----------
     X : ndarray, shape (n, sizes[0])
         Not read: the inputs come from the index (fastnet.Network passes a
-        stand-in of the dtype of `params` for float32 data,
+        stand-in of the dtype of `params` for data of the other dtype,
         :func:`fastnet.workspace.loop_data`).
     indptr, indices, values : ndarray
-        Non-zero index of `X` (:func:`nonzero_index_`).
+        Non-zero index of `X` (:func:`nonzero_index_`), values in the dtype
+        of `params`. ``Network.feedforward`` uses this kernel for layers too
+        narrow for BLAS, else :func:`fastnet.kernels.dense.dense_feedforward_`.
     out : ndarray, shape (n, sizes[-1])
         Overwritten.
     zs, acts : ndarray, shape (EVAL_CHUNKS, n_z)
