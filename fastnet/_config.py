@@ -356,6 +356,19 @@ DENSE_EVAL_CONVERT_ROWS = DENSE_EVAL_ROWS // 4
 #: than it saves: 100 -> 104 / 112 / 128, forward float32 1.41 -> 1.55 /
 #: 1.29 / 1.75, update 1.85 -> 2.15 / 1.94 / 2.43.
 ROW_PAD = 32
+
+#: Bytes every parameter and work buffer starts on (fastnet.layout.aligned_zeros):
+#: a cache line, so the first layer's padded rows (32 float32 = 128 bytes)
+#: are whole lines and the kernels' vector loads do not straddle two.
+#: NumPy's allocator gives 16 bytes only, and the address a network's
+#: buffers got was luck: `params` alone at 16, 32 or 48 bytes past a line
+#: against 0, [784, 30, 10] one-epoch slices, paired rounds in random order
+#: in one process (/work/exp/s26/align.py, 2026-12-02): mini-batch 10
+#: float32 1 thread 0.92x / 1.01x / 0.93x, 2 threads 0.93x / 1.01x / 0.95x,
+#: float64 1 thread 0.89x / 1.01x / 0.88x; mini-batch 100 float32 1 thread
+#: 0.91x / 0.93x / 0.92x, 2 threads 0.97x / 0.96x / 0.92x, float64 2
+#: threads 0.97x / 0.90x / 0.87x.
+BUFFER_ALIGN = 64
 ROW_PAD_MAX_SHARE = 0.125
 
 #: Bytes per vector of the row kernels (fastnet.kernels.rows): one AVX2

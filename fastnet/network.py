@@ -39,7 +39,7 @@ from fastnet.checkpoint import data_fingerprint, load_checkpoint, save_checkpoin
 from fastnet.history import History, MetricsWriter, versions
 from fastnet.init import get_initializer, initialize_layer_
 from fastnet.kernels import codes, dense, mlp
-from fastnet.layout import Layout
+from fastnet.layout import Layout, aligned_copy, aligned_zeros
 from fastnet.threads import blas_threads, max_threads, resolve_threads, threading_layer
 from fastnet.workspace import (
     DenseWorkspace,
@@ -156,7 +156,7 @@ class Network:
         self.n_threads = None if n_threads is None else resolve_threads(n_threads)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.params = np.zeros(self.layout.n_params, self.dtype)
+        self.params = aligned_zeros(self.layout.n_params, self.dtype)
         self.weights = self.layout.weight_views(self.params)
         self.biases = self.layout.bias_views(self.params)
         self._train_ws: TrainWorkspace | DenseWorkspace | None = None
@@ -196,6 +196,7 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.params = aligned_copy(self.params)
         self.weights = self.layout.weight_views(self.params)
         self.biases = self.layout.bias_views(self.params)
         self._train_ws = None

@@ -32,7 +32,7 @@ from fastnet.kernels.mlp import (
 )
 from fastnet.kernels.rows import padded_columns
 from fastnet.kernels.sync import SYNC_SIZE
-from fastnet.layout import Layout
+from fastnet.layout import Layout, aligned_zeros
 
 
 class TrainWorkspace:
@@ -62,13 +62,13 @@ class TrainWorkspace:
     def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
         nc = int(n_chunks(mini_batch))
         self.key = (layout.sizes, np.dtype(dtype), mini_batch, n_lanes)
-        self.zs = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
-        self.acts = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
-        self.deltas = np.zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
-        self.grads = np.zeros((nc, layout.n_params), dtype)
-        self.partials = np.zeros((INPUT_BLOCKS, GRAD_CHUNK, layout.table[0, STRIDE]), dtype)
-        self.columns = np.zeros((n_lanes, *column_shape(layout, dtype)), dtype)
-        self.sync = np.zeros(SYNC_SIZE, np.int64)
+        self.zs = aligned_zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
+        self.acts = aligned_zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
+        self.deltas = aligned_zeros((nc, GRAD_CHUNK, layout.n_z), dtype)
+        self.grads = aligned_zeros((nc, layout.n_params), dtype)
+        self.partials = aligned_zeros((INPUT_BLOCKS, GRAD_CHUNK, layout.table[0, STRIDE]), dtype)
+        self.columns = aligned_zeros((n_lanes, *column_shape(layout, dtype)), dtype)
+        self.sync = aligned_zeros(SYNC_SIZE, np.int64)
         self.n_lanes = n_lanes
 
     @property
@@ -129,13 +129,13 @@ class DenseWorkspace:
 
     def __init__(self, layout: Layout, dtype, mini_batch: int, n_lanes: int = 1):
         self.key = (layout.sizes, np.dtype(dtype), mini_batch, ("dense", n_lanes))
-        self.zs = np.zeros(mini_batch * layout.n_z, dtype)
-        self.acts = np.zeros(mini_batch * layout.n_z, dtype)
-        self.deltas = np.zeros(mini_batch * layout.n_z, dtype)
-        self.grads = np.zeros((1, layout.n_params), dtype)
-        self.partials = np.zeros((INPUT_BLOCKS, mini_batch, layout.table[0, STRIDE]), dtype)
-        self.transposed = np.zeros(int(transposed_size(layout.table)), dtype)
-        self.sync = np.zeros(SYNC_SIZE + 8 * ((n_lanes + 1) // 2), np.int64)
+        self.zs = aligned_zeros(mini_batch * layout.n_z, dtype)
+        self.acts = aligned_zeros(mini_batch * layout.n_z, dtype)
+        self.deltas = aligned_zeros(mini_batch * layout.n_z, dtype)
+        self.grads = aligned_zeros((1, layout.n_params), dtype)
+        self.partials = aligned_zeros((INPUT_BLOCKS, mini_batch, layout.table[0, STRIDE]), dtype)
+        self.transposed = aligned_zeros(int(transposed_size(layout.table)), dtype)
+        self.sync = aligned_zeros(SYNC_SIZE + 8 * ((n_lanes + 1) // 2), np.int64)
         self.n_lanes = n_lanes
         self.row_block = dense_row_block(mini_batch)
 
@@ -237,12 +237,12 @@ class EvalWorkspace:
     """
 
     def __init__(self, layout: Layout, dtype, dense: bool = False, n_threads: int = 1):
-        self.zs = np.zeros((EVAL_CHUNKS, layout.n_z), dtype)
-        self.acts = np.zeros((EVAL_CHUNKS, layout.n_z), dtype)
+        self.zs = aligned_zeros((EVAL_CHUNKS, layout.n_z), dtype)
+        self.acts = aligned_zeros((EVAL_CHUNKS, layout.n_z), dtype)
         shape = (n_threads, DENSE_EVAL_ROWS * layout.n_z) if dense else (0, 0)
-        self.dense_zs = np.zeros(shape, dtype)
-        self.dense_acts = np.zeros(shape, dtype)
-        self.dense_xs = np.zeros(
+        self.dense_zs = aligned_zeros(shape, dtype)
+        self.dense_acts = aligned_zeros(shape, dtype)
+        self.dense_xs = aligned_zeros(
             (shape[0], DENSE_EVAL_CONVERT_ROWS * layout.sizes[0] if dense else 0), dtype
         )
         self.cost_parts = np.zeros(EVAL_CHUNKS, np.float64)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from fastnet import Network
-from fastnet._config import ROW_PAD, ROW_PAD_MAX_SHARE
+from fastnet._config import BUFFER_ALIGN, ROW_PAD, ROW_PAD_MAX_SHARE
 from fastnet.kernels import codes
-from fastnet.layout import Layout, row_stride
+from fastnet.layout import Layout, aligned_copy, aligned_zeros, row_stride
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,41 @@ def test_flat_is_the_unpadded_order_and_load_flat_zeroes_the_padding():
     assert np.count_nonzero(params == 0) == lay.n_params - flat.size
     with pytest.raises(ValueError, match="must hold 182 values, got 181"):
         lay.load_flat_(params, flat[:-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape", [0, 1, 7, (3, 5), (2, 0, 4), (4, 3, 33)])
+def test_aligned_zeros_are_zeros_on_an_aligned_address(dtype, shape):
+    # Many allocations, so that some land where plain np.zeros would not be
+    # aligned; every one must be.
+    for _ in range(20):
+        a = aligned_zeros(shape, dtype)
+        assert a.shape == np.zeros(shape).shape and a.dtype == dtype
+        assert a.ctypes.data % BUFFER_ALIGN == 0 or a.size == 0  # empty: no memory
+        assert a.flags.c_contiguous and a.flags.writeable and not a.any()
+    b = np.arange(np.prod(a.shape), dtype=dtype).reshape(a.shape)
+    c = aligned_copy(b)
+    assert c.ctypes.data % BUFFER_ALIGN == 0 or c.size == 0
+    assert np.array_equal(c, b) and c.dtype == dtype
+
+
+@pytest.mark.parametrize("copier", ["pickle", "deepcopy"])
+def test_network_and_workspace_buffers_are_aligned(copier):
+    net = Network([784, 30, 10], seed=0)
+    twin = pickle.loads(pickle.dumps(net)) if copier == "pickle" else copy.deepcopy(net)
+    for n in (net, twin):
+        assert n.params.ctypes.data % BUFFER_ALIGN == 0
+        assert np.shares_memory(n.weights[0], n.params)
+        # Every buffer the kernels read or write in vectors, and the counters.
+        names = ("zs", "acts", "deltas", "grads", "partials", "columns", "transposed", "sync")
+        names += ("dense_zs", "dense_acts", "dense_xs")
+        workspaces = [n._eval_ws] + [n._driver(m, 2)[2] for m in (10, 100)]
+        checked = 0
+        for ws in workspaces:
+            for name in names:
+                a = getattr(ws, name, None)
+                if a is not None and a.size:
+                    assert a.ctypes.data % BUFFER_ALIGN == 0, name
+                    checked += 1
+        assert checked >= 15
+    assert twin.params.tobytes() == net.params.tobytes()
