@@ -20,7 +20,9 @@ import numpy as np
 from fastnet._validation import check_number
 from fastnet.history import History
 from fastnet.kernels import mlp
+from fastnet.kernels.mlp import aligned_length
 from fastnet.kernels.sync import SYNC_SIZE
+from fastnet.layout import aligned_zeros
 from fastnet.network import (
     DivergenceError,
     Network,
@@ -183,19 +185,22 @@ def train_many(
             )
             for i, (net, m, e, lm) in enumerate(zip(nets, mbs, etas, lmbdas, strict=True))
         ]
-    p_off = np.cumsum([0] + [net.layout.n_params for net in nets]).astype(np.int64)
+    # Each network's parameters start aligned (as a Network's own do).
+    size = first.dtype.itemsize
+    p_off = np.cumsum([0] + [aligned_length(net.layout.n_params, size) for net in nets])
+    p_off = p_off.astype(np.int64)
     t_off = np.cumsum([0] + [net.layout.n_layers for net in nets]).astype(np.int64)
     w_off = np.cumsum(
         [0]
         + [train_pool_size(net.layout, m, first.dtype) for net, m in zip(nets, mbs, strict=True)]
     ).astype(np.int64)
-    params = np.empty(p_off[-1], first.dtype)
+    params = aligned_zeros(p_off[-1], first.dtype)
     tables = np.concatenate([net.layout.table for net in nets])
     # Read-only like each Layout.table: the per-network slices then have the
     # type the single-network drivers were compiled for, and the whole serial
     # epoch is not compiled a second time (measured: 12-14 s per dtype, cold).
     tables.setflags(write=False)
-    work = np.zeros(w_off[-1], first.dtype)
+    work = aligned_zeros(w_off[-1], first.dtype)
     codes = np.array([net._codes for net in nets], dtype=np.int64)
     hidden, output, cost = (np.ascontiguousarray(codes[:, c]) for c in range(3))
     mb_arr = np.array(mbs, np.int64)
@@ -243,7 +248,7 @@ def train_many(
         mlp.sgd_many_(params, p_off[:1], *args, *rest)
     for epoch in range(1, epochs + 1):
         for i, net in enumerate(nets):
-            params[p_off[i] : p_off[i + 1]] = net.params
+            params[p_off[i] : p_off[i] + net.params.shape[0]] = net.params
             orders[i] = net.rng.permutation(n)
         last_good = params.copy()
         # Monitoring sets each network's own thread count; reset it per call.
@@ -252,7 +257,7 @@ def train_many(
         mlp.sgd_many_(params, p_off, *args, *rest)
         seconds = time.perf_counter() - t0
         for i, net in enumerate(nets):
-            net.params[...] = params[p_off[i] : p_off[i + 1]]
+            net.params[...] = params[p_off[i] : p_off[i] + net.params.shape[0]]
             record = {"epoch": epoch, "seconds": seconds}
             net._monitor(
                 record,
@@ -277,7 +282,11 @@ def train_many(
                 )
             try:
                 net._check_finite(
-                    record, epoch, etas[i], last_good[p_off[i] : p_off[i + 1]], histories[i]
+                    record,
+                    epoch,
+                    etas[i],
+                    last_good[p_off[i] : p_off[i] + net.params.shape[0]],
+                    histories[i],
                 )
             except DivergenceError as e:
                 e.network = i

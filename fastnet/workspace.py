@@ -24,6 +24,7 @@ from fastnet._validation import nonfinite_error
 from fastnet.kernels.codes import STRIDE
 from fastnet.kernels.dense import balance_inputs_, sample_bounds_, transposed_size
 from fastnet.kernels.mlp import (
+    aligned_length,
     batch_width,
     index_mismatches,
     n_chunks,
@@ -484,8 +485,13 @@ def _build_index(X, dtype, argname):
 def train_pool_size(layout: Layout, mini_batch: int, dtype) -> int:
     """Elements of a network's work pool in :func:`fastnet.kernels.mlp.sgd_many_`:
     the zs, acts and deltas rows, the gradient buffers, the block sums and
-    one lane's columns of a :class:`TrainWorkspace`, back to back."""
+    one lane's columns of a :class:`TrainWorkspace`, back to back, each
+    rounded up to :func:`fastnet.kernels.mlp.aligned_length`."""
     nc = int(n_chunks(mini_batch))
-    partials = INPUT_BLOCKS * GRAD_CHUNK * int(layout.table[0, STRIDE])
-    columns = int(np.prod(column_shape(layout, dtype)))
-    return 3 * nc * GRAD_CHUNK * layout.n_z + nc * layout.n_params + partials + columns
+    size = np.dtype(dtype).itemsize
+    parts = [nc * GRAD_CHUNK * layout.n_z] * 3 + [
+        nc * layout.n_params,
+        INPUT_BLOCKS * GRAD_CHUNK * int(layout.table[0, STRIDE]),
+        int(np.prod(column_shape(layout, dtype))),
+    ]
+    return sum(int(aligned_length(n, size)) for n in parts)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fastnet._config import (
+    BUFFER_ALIGN,
     DENSE_FIRST_BLOCK_SHARE,
     DENSE_ROW_BLOCK,
     FIRST_BLOCK_SHARE,
@@ -16,7 +17,7 @@ from fastnet._config import (
     NONZERO_GROUP,
 )
 from fastnet.kernels.codes import B_OFF, STRIDE, W_OFF
-from fastnet.kernels.mlp import index_mismatches
+from fastnet.kernels.mlp import aligned_length, index_mismatches
 from fastnet.kernels.sync import SYNC_SIZE
 from fastnet.layout import Layout
 from fastnet.workspace import (
@@ -48,9 +49,11 @@ def test_train_workspace_key_and_buffers():
     assert sync.shape == (SYNC_SIZE,) and sync.dtype == np.int64
     assert n_lanes == 2
     # The many-networks pool holds the same buffers, one lane's columns,
-    # back to back.
-    n_pool = sum(a.size for a in (zs, acts, deltas, grads, partials, columns[0]))
+    # back to back, each from an aligned offset.
+    parts = (zs, acts, deltas, grads, partials, columns[0])
+    n_pool = sum(aligned_length(a.size, 4) for a in parts)
     assert train_pool_size(lay, 40, np.float32) == n_pool
+    assert n_pool - sum(a.size for a in parts) < len(parts) * BUFFER_ALIGN // 4
 
 
 def naive_index(X):
