@@ -1773,19 +1773,23 @@ def sgd_many_(
 ):
     """One epoch for each of K independent networks, one network per thread.
 
-    Network ``k`` owns ``params[p_off[k]:p_off[k+1]]``, layer table
+    Network ``k`` owns ``params[p_off[k]:p_off[k] + n_params]`` (``n_params``
+    from its table; the offsets are :func:`aligned_length` apart), layer table
     ``tables[t_off[k]:t_off[k+1]]`` and work pool ``work[w_off[k]:w_off[k+1]]``
-    (its zs, acts, deltas and grads, laid out as in
-    :class:`fastnet.workspace.TrainWorkspace`), and runs exactly
+    (its zs, acts, deltas, grads, block sums and columns, as in a
+    :class:`fastnet.workspace.TrainWorkspace`, each part :func:`aligned_length`
+    from the last), and runs exactly
     :func:`sgd_serial_` on them with its own order ``orders[k]``: the result is
     bit for bit what training it alone gives.
 
     Parameters
     ----------
-    params : ndarray, shape (sum of n_params,)
+    params : ndarray, shape (p_off[-1],)
         Updated in place.
     p_off, t_off, w_off : ndarray of int64, shape (K + 1,)
-        Offsets of each network's parameters, table rows and work pool.
+        Offsets of each network's parameters, table rows and work pool
+        (``fastnet.many.train_many`` puts parameters and pools on aligned
+        offsets, ``fastnet.workspace.train_pool_size`` apart for the pools).
     tables : ndarray of int64, shape (sum of n_layers, N_COLUMNS)
     hidden, output, cost : ndarray of int64, shape (K,)
         Activation and cost codes per network.
