@@ -356,6 +356,7 @@ DENSE_EVAL_CONVERT_ROWS = DENSE_EVAL_ROWS // 4
 #: than it saves: 100 -> 104 / 112 / 128, forward float32 1.41 -> 1.55 /
 #: 1.29 / 1.75, update 1.85 -> 2.15 / 1.94 / 2.43.
 ROW_PAD = 32
+ROW_PAD_MAX_SHARE = 0.125
 
 #: Bytes every parameter and work buffer starts on (fastnet.layout.aligned_zeros):
 #: a cache line, so the first layer's padded rows (32 float32 = 128 bytes)
@@ -369,7 +370,6 @@ ROW_PAD = 32
 #: 0.91x / 0.93x / 0.92x, 2 threads 0.97x / 0.96x / 0.92x, float64 2
 #: threads 0.97x / 0.90x / 0.87x.
 BUFFER_ALIGN = 64
-ROW_PAD_MAX_SHARE = 0.125
 
 #: Bytes per vector of the row kernels (fastnet.kernels.rows): one AVX2
 #: register, 8 float32 or 4 float64. The first layer's kernels hold a whole
