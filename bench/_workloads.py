@@ -89,6 +89,52 @@ def hot_seconds(fn, *args, reset=None, warm_calls=WARM_CALLS) -> float:
     return time.perf_counter() - t
 
 
+#: Multiply-adds per lane of :func:`core_probe` (about 2 ms on one core of
+#: this project's machine: 8 chains of 2**20 steps).
+PROBE_STEPS = 2**20
+
+
+@numba.njit(parallel=True, cache=True)
+def _probe_lanes(coef, out):
+    # Eight independent chains of multiply-adds per lane, no memory traffic
+    # and no synchronization: what a core gives at the moment, nothing else.
+    for lane in numba.prange(out.shape[0]):
+        a, b = coef[0], coef[1]
+        x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = float(lane)
+        for _ in range(PROBE_STEPS):
+            x0 = x0 * a + b
+            x1 = x1 * a + b
+            x2 = x2 * a + b
+            x3 = x3 * a + b
+            x4 = x4 * a + b
+            x5 = x5 * a + b
+            x6 = x6 * a + b
+            x7 = x7 * a + b
+        out[lane] = x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7
+
+
+def core_probe(n_lanes: int) -> tuple[float, float]:
+    """Seconds of a compute-only job of `n_lanes` equal lanes on one thread
+    and on `n_lanes` threads, each timed right after one untimed call.
+
+    Their ratio is what the cores gave a perfectly parallel job at that
+    moment (``n_lanes`` on a quiet machine). The paired thread benchmark
+    runs it after each round, so that a round in which the host slowed a
+    vCPU shows as a low probe ratio next to fastnet's ratio of the same
+    round, instead of passing for fastnet's scaling.
+    """
+    coef = np.array([0.5, 1.0])  # a contraction: the chains stay finite
+    out = np.empty(n_lanes)
+    seconds = []
+    for threads in (1, n_lanes):
+        numba.set_num_threads(threads)
+        _probe_lanes(coef, out)
+        t = time.perf_counter()
+        _probe_lanes(coef, out)
+        seconds.append(time.perf_counter() - t)
+    return seconds[0], seconds[1]
+
+
 #: Rounds of the suite's paired training benchmark (test_bench_train.py
 #: ``paired``), on whose median ratio the training targets are judged.
 #: Five rounds (each workload's ``rounds``, until stop 24) let one slow

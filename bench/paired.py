@@ -11,7 +11,12 @@ of each side's fastest round: a second view, since the host's slow-downs
 only add time. It is not a cleaner figure for the thread ratios: a
 one-thread round may also run at a higher clock while the other core idles
 (on 2026-12-01 it read 1.44x where the median read 1.67x). The targets are
-judged on the median. Same workloads,
+judged on the median. The thread rows end with a core probe: after each
+round, a compute-only job split into one equal lane per thread
+(``_workloads.core_probe``) timed on one thread and on all, median and
+range of its ratio over the rounds: about the thread count when the host
+gave every vCPU in full, lower in rounds where it slowed one (as the suite's
+thread table shows it). Same workloads,
 slices, data and targets as the suite (``_workloads.py``, ``report.py``).
 
 Each timed call comes after a pause (``_workloads.settle``: the other
@@ -47,6 +52,7 @@ from _workloads import (  # noqa: E402
     THREAD_WORKLOADS,
     WARM_CALLS,
     WORKLOADS,
+    core_probe,
     fastnet_epoch_slice,
     fastnet_evaluator,
     hot_seconds,
@@ -64,20 +70,25 @@ from fastnet.threads import max_threads  # noqa: E402
 SECTIONS = ("train", "eval", "threads", "many")
 
 
-def paired(a, b, samples_a, samples_b, rounds, warm_calls=WARM_CALLS):
+def paired(a, b, samples_a, samples_b, rounds, warm_calls=WARM_CALLS, probe=False):
     """Per-round ratios (samples/s of `a` over samples/s of `b`), each round
     timing `a` then `b`, after one untimed warm-up of each; and the ratio of
     the two sides' fastest rounds. Each timed call comes right after the
     pause and `warm_calls` untimed calls of the same side
-    (:func:`_workloads.hot_seconds`; 0: after the pause alone)."""
+    (:func:`_workloads.hot_seconds`; 0: after the pause alone). With
+    `probe`, each round ends with :func:`_workloads.core_probe` on every
+    thread (the thread rows)."""
     a()
     b()
-    rates_a, rates_b = [], []
+    rates_a, rates_b, probes = [], [], []
     for _ in range(rounds):
         rates_a.append(samples_a / hot_seconds(a, warm_calls=warm_calls))
         rates_b.append(samples_b / hot_seconds(b, warm_calls=warm_calls))
+        if probe:
+            one, every = core_probe(max_threads())
+            probes.append(one / every)
     ratios = [ra / rb for ra, rb in zip(rates_a, rates_b, strict=True)]
-    return Paired(ratios, max(rates_a) / max(rates_b))
+    return Paired(ratios, max(rates_a) / max(rates_b), probes)
 
 
 class Paired(NamedTuple):
@@ -87,6 +98,9 @@ class Paired(NamedTuple):
     #: Fastest round of `a` over fastest round of `b` (see the module
     #: docstring for what it does and does not tell).
     fastest: float
+    #: Per round, the core probe's one-thread / all-threads time (empty
+    #: unless asked for).
+    probes: list
 
 
 def result_row(labels, measured, target, at_least=True) -> tuple[str, ...]:
@@ -101,10 +115,15 @@ def result_row(labels, measured, target, at_least=True) -> tuple[str, ...]:
         f"{min(ratios):.2f}x-{max(ratios):.2f}x",
         f"{measured.fastest:.2f}x",
     )
+    if measured.probes:
+        p = measured.probes
+        probe = (f"{statistics.median(p):.2f}x [{min(p):.2f}x-{max(p):.2f}x]",)
+    else:
+        probe = ()
     if target is None:
-        return (*cells, "—", "—")
+        return (*cells, "—", "—", *probe)
     ok = med >= target if at_least else med <= target
-    return (*cells, f"{'≥' if at_least else '≤'} {target}x", "pass" if ok else "**FAIL**")
+    return (*cells, f"{'≥' if at_least else '≤'} {target}x", "pass" if ok else "**FAIL**", *probe)
 
 
 def train_rows(data, rounds):
@@ -178,7 +197,12 @@ def thread_rows(data, rounds):
 
             samples = wl.fastnet_batches * wl.mini_batch
             measured = paired(
-                lambda run=run: run(n_all), lambda run=run: run(1), samples, samples, rounds
+                lambda run=run: run(n_all),
+                lambda run=run: run(1),
+                samples,
+                samples,
+                rounds,
+                probe=True,
             )
             target = THREAD_TARGET if wl.mini_batch >= 100 else None
             yield result_row(("train", f"`{wl.name}`", dtype), measured, target)
@@ -193,9 +217,9 @@ def thread_rows(data, rounds):
             name = f"`{'-'.join(map(str, sizes))}`"
             # After a pause, and hot (as _workloads.EVAL_STARTS);
             # the target is judged on the hot calls.
-            measured = paired(evals[n_all], evals[1], n, n, rounds, warm_calls=0)
+            measured = paired(evals[n_all], evals[1], n, n, rounds, warm_calls=0, probe=True)
             yield result_row(("eval, after a pause", name, dtype), measured, None)
-            measured = paired(evals[n_all], evals[1], n, n, rounds)
+            measured = paired(evals[n_all], evals[1], n, n, rounds, probe=True)
             yield result_row(("eval, hot", name, dtype), measured, THREAD_TARGET)
 
 
@@ -289,8 +313,11 @@ def main(argv=None):
     for name in SECTIONS:
         if name in sections:
             title, labels, rows, data = plan[name]
+            # Thread rows end with the core probe of their rounds (see
+            # _workloads.core_probe and the module docstring).
+            probe = ("core probe all / 1, same rounds",) if name == "threads" else ()
             print(f"## {title}\n")
-            print(table((*labels, *results), rows(data, args.rounds)) + "\n", flush=True)
+            print(table((*labels, *results, *probe), rows(data, args.rounds)) + "\n", flush=True)
 
 
 if __name__ == "__main__":

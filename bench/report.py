@@ -128,6 +128,30 @@ def paired_thread_ratios(bench) -> list[float]:
     ]
 
 
+def probe_ratios(bench) -> list[float]:
+    """Per-round one-thread / all-threads time of the compute-only probe run
+    after each round of a ``paired`` thread benchmark
+    (``_workloads.core_probe``), or [] without one (runs before stop 27)."""
+    if bench is None:
+        return []
+    info = bench["extra_info"]
+    return [
+        one / every
+        for one, every in zip(
+            info.get("probe_one_thread_seconds", []),
+            info.get("probe_all_threads_seconds", []),
+            strict=True,
+        )
+    ]
+
+
+def fmt_spread(values) -> str:
+    """``median [min-max]`` of ratios, or an em dash for none."""
+    if not values:
+        return "—"
+    return f"{statistics.median(values):.2f}x [{min(values):.2f}x-{max(values):.2f}x]"
+
+
 def pick(members, **match):
     for b in members:
         info = b["extra_info"]
@@ -194,6 +218,7 @@ def train_section(benchmarks, cpu):
         "paired range",
         "target",
         "",
+        "core probe all / 1, same rounds",
         "fastnet s/epoch",
         "fastnet GFLOP/s",
         "peak GFLOP/s (estimate)",
@@ -204,13 +229,15 @@ def train_section(benchmarks, cpu):
         fast = pick(members, impl="fastnet", mode="slice")
         ref = pick(members, impl="reference")
         whole = pick(members, impl="fastnet", mode="epoch")
-        info = (fast or ref or whole)["extra_info"]
+        paired = pick(members, impl="paired")
+        # (A run of the paired benchmark alone, e.g. with -k paired, has only it.)
+        info = (fast or ref or whole or paired)["extra_info"]
         wl, dtype = info["workload"], info["dtype"]
         fpsamp = info["flops_per_sample"]
         rf = rate(fast) if fast else None
         rr = rate(ref) if ref else None
         speedup = rf / rr if rf and rr else None
-        ratios = paired_ratios(pick(members, impl="paired"))
+        ratios = paired_ratios(paired)
         judged = statistics.median(ratios) if ratios else speedup
         peak = cpu.get(f"peak_gflops_{dtype}")
         rows.append(
@@ -223,6 +250,7 @@ def train_section(benchmarks, cpu):
                 fmt_ratio(judged if ratios else None),
                 f"{min(ratios):.2f}x-{max(ratios):.2f}x" if ratios else "—",
                 *target_cells(judged, TRAIN_TARGETS.get((wl, dtype))),
+                fmt_spread(probe_ratios(paired)),
                 f"{50_000 / rf:.3f}" if rf else "—",
                 f"{rf * fpsamp / 1e9:.1f}" if rf else "—",
                 f"{peak:.0f}" if peak else "—",
@@ -259,6 +287,8 @@ def train_section(benchmarks, cpu):
         "(and range) of per-round ratios of the `paired` benchmark, whose every round "
         "times both slices back to back, so a slow spell of the machine hits both "
         "sides. The target is judged on the paired speedup when the run has it. "
+        "Core probe: as under the thread-scaling table, after each paired round; a low "
+        "probe marks rounds in which the host slowed a vCPU. "
         "GFLOP/s count ~2·3·n_weights FLOPs per sample (forward, backward, weight gradient).",
     ]
     if epoch_rows:
@@ -371,6 +401,7 @@ def threads_section(benchmarks):
             ratio = rn / r1 if r1 and rn else None
             paired = pick(members, threads_label="paired")
             ratios = paired_thread_ratios(paired)
+            probes = probe_ratios(paired)
             judged = statistics.median(ratios) if ratios else ratio
             n_all = (every or paired)["extra_info"]["n_threads"] if every or paired else None
             if kind == "threads-eval" and by_kind(benchmarks, "threads-eval-hot"):
@@ -394,6 +425,7 @@ def threads_section(benchmarks):
                     fmt_ratio(judged if ratios else None),
                     f"{min(ratios):.2f}x-{max(ratios):.2f}x" if ratios else "—",
                     *target,
+                    fmt_spread(probes),
                     (every or one or members[0])["extra_info"].get("driver", "—"),
                 ]
             )
@@ -411,6 +443,7 @@ def threads_section(benchmarks):
         "paired range",
         "target",
         "",
+        "core probe all / 1, same rounds",
         "driver (all)",
     ]
     lines = ["## Thread scaling (fastnet, same run)", "", table(header, rows)]
@@ -422,7 +455,12 @@ def threads_section(benchmarks):
             "other; paired all / 1 is the median (and range) of per-round ratios of the "
             "`paired` benchmark, whose every round times the slice on one thread and on "
             "every thread back to back. The target is judged on the paired ratio when the "
-            "run has it.",
+            "run has it. Core probe: right after each paired round, a compute-only job "
+            "split into as many equal lanes as threads (no memory traffic, no barriers; "
+            "`_workloads.core_probe`) timed on one thread and on every thread: what the "
+            "cores gave a perfectly parallel job at that moment, median [range] over the "
+            "rounds. A paired ratio low beside a probe near the thread count is fastnet's; "
+            "rounds in which the probe is low too were the host's.",
         ]
     if by_kind(benchmarks, "threads-eval-hot"):
         lines += [

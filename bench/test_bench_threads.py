@@ -25,6 +25,7 @@ from _workloads import (
     PAIRED_ROUNDS,
     THREAD_EVAL_SIZES,
     THREAD_WORKLOADS,
+    core_probe,
     eval_info,
     fastnet_epoch_slice,
     fastnet_evaluator,
@@ -107,7 +108,9 @@ def test_threads_train_paired(benchmark, training, order, workload, dtype):
     driver = fastnet_epoch_slice(nets["all"], X, y, order, mb, 0)
     fastnet_epoch_slice(nets["1"], X, y, order, mb, 0)
     train_info(benchmark, workload, dtype, mb * nb, driver, nets["all"], "paired", "paired")
+    n_all = resolved_threads(nets["all"])
     seconds = {label: [] for label in THREADS}
+    probe = []
 
     def one_pair():
         for label, net in nets.items():
@@ -118,10 +121,14 @@ def test_threads_train_paired(benchmark, training, order, workload, dtype):
             seconds[label].append(
                 hot_seconds(fastnet_epoch_slice, net, X, y, order, mb, nb, reset=reset)
             )
+        # Right after the round, what the cores gave a perfectly parallel job.
+        probe.append(core_probe(n_all))
 
     benchmark.pedantic(one_pair, rounds=PAIRED_ROUNDS, warmup_rounds=1)
     benchmark.extra_info["one_thread_seconds"] = seconds["1"][1:]
     benchmark.extra_info["all_threads_seconds"] = seconds["all"][1:]
+    benchmark.extra_info["probe_one_thread_seconds"] = [one for one, _ in probe[1:]]
+    benchmark.extra_info["probe_all_threads_seconds"] = [every for _, every in probe[1:]]
 
 
 @pytest.mark.parametrize("start", EVAL_STARTS)

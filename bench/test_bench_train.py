@@ -34,6 +34,7 @@ from _workloads import (
     LMBDA,
     PAIRED_ROUNDS,
     WORKLOADS,
+    core_probe,
     fastnet_epoch_slice,
     hot_seconds,
     make_network,
@@ -162,10 +163,15 @@ def train_paired_slices(benchmark, net, X, y, order, workload, dtype):
                 reset=reset_reference,
             )
         )
+        # What the cores gave a perfectly parallel job right after the round.
+        probe.append(core_probe(resolved_threads(net)))
 
+    probe = []
     benchmark.pedantic(one_pair, rounds=PAIRED_ROUNDS, warmup_rounds=1)
     benchmark.extra_info["fastnet_seconds"] = seconds["fastnet"][1:]
     benchmark.extra_info["reference_seconds"] = seconds["reference"][1:]
+    benchmark.extra_info["probe_one_thread_seconds"] = [one for one, _ in probe[1:]]
+    benchmark.extra_info["probe_all_threads_seconds"] = [every for _, every in probe[1:]]
 
 
 def train_whole_epoch(benchmark, net, X, y, workload, dtype):
