@@ -287,8 +287,8 @@ def train_section(benchmarks, cpu):
         "(and range) of per-round ratios of the `paired` benchmark, whose every round "
         "times both slices back to back, so a slow spell of the machine hits both "
         "sides. The target is judged on the paired speedup when the run has it. "
-        "Core probe: as under the thread-scaling table, after each paired round; a low "
-        "probe marks rounds in which the host slowed a vCPU. "
+        "Core probe: as under the thread-scaling table, right after fastnet's side of "
+        "each paired round; a low probe marks rounds in which the host slowed a vCPU. "
         "GFLOP/s count ~2·3·n_weights FLOPs per sample (forward, backward, weight gradient).",
     ]
     if epoch_rows:

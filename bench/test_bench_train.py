@@ -156,6 +156,10 @@ def train_paired_slices(benchmark, net, X, y, order, workload, dtype):
         seconds["fastnet"].append(
             hot_seconds(fastnet_epoch_slice, net, X, y, order, mb, nb_fast, reset=reset_fastnet)
         )
+        # What the cores gave a perfectly parallel job right after fastnet's
+        # side (after the reference's, OpenBLAS's spinning threads would
+        # share the cores with it: probes of 0.4x-0.7x, suite D).
+        probe.append(core_probe(resolved_threads(net)))
         seconds["reference"].append(
             hot_seconds(
                 reference_epoch_slice,
@@ -163,8 +167,6 @@ def train_paired_slices(benchmark, net, X, y, order, workload, dtype):
                 reset=reset_reference,
             )
         )
-        # What the cores gave a perfectly parallel job right after the round.
-        probe.append(core_probe(resolved_threads(net)))
 
     probe = []
     benchmark.pedantic(one_pair, rounds=PAIRED_ROUNDS, warmup_rounds=1)
