@@ -118,10 +118,11 @@ def core_probe(n_lanes: int) -> tuple[float, float]:
     and on `n_lanes` threads, each timed right after one untimed call.
 
     Their ratio is what the cores gave a perfectly parallel job at that
-    moment (``n_lanes`` on a quiet machine). The paired thread benchmark
-    runs it after each round, so that a round in which the host slowed a
-    vCPU shows as a low probe ratio next to fastnet's ratio of the same
-    round, instead of passing for fastnet's scaling.
+    moment (``n_lanes`` on a quiet machine). The suite's paired training
+    and thread benchmarks and ``paired.py``'s thread rows run it in every
+    round, so that a round in which the host slowed a vCPU shows as a low
+    probe ratio next to fastnet's ratio of the same round, instead of
+    passing for fastnet's (training) speed or (thread) scaling.
     """
     coef = np.array([0.5, 1.0])  # a contraction: the chains stay finite
     out = np.empty(n_lanes)

@@ -61,7 +61,13 @@ from _workloads import (  # noqa: E402
     reference_params,
     sample_order,
 )
-from report import EVAL_TARGET, MANY_TARGET, THREAD_TARGET, TRAIN_TARGETS  # noqa: E402
+from report import (  # noqa: E402
+    EVAL_TARGET,
+    MANY_TARGET,
+    THREAD_TARGET,
+    TRAIN_TARGETS,
+    fmt_spread,
+)
 
 from fastnet import reference  # noqa: E402
 from fastnet.data import load_mnist  # noqa: E402
@@ -115,11 +121,7 @@ def result_row(labels, measured, target, at_least=True) -> tuple[str, ...]:
         f"{min(ratios):.2f}x-{max(ratios):.2f}x",
         f"{measured.fastest:.2f}x",
     )
-    if measured.probes:
-        p = measured.probes
-        probe = (f"{statistics.median(p):.2f}x [{min(p):.2f}x-{max(p):.2f}x]",)
-    else:
-        probe = ()
+    probe = (fmt_spread(measured.probes),) if measured.probes else ()
     if target is None:
         return (*cells, "—", "—", *probe)
     ok = med >= target if at_least else med <= target

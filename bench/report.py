@@ -130,7 +130,7 @@ def paired_thread_ratios(bench) -> list[float]:
 
 def probe_ratios(bench) -> list[float]:
     """Per-round one-thread / all-threads time of the compute-only probe run
-    after each round of a ``paired`` thread benchmark
+    in each round of a ``paired`` training or thread benchmark
     (``_workloads.core_probe``), or [] without one (runs before stop 27)."""
     if bench is None:
         return []
